@@ -10,3 +10,4 @@
 pub mod cmd;
 pub mod config;
 pub mod store;
+pub mod volume;
