@@ -9,5 +9,6 @@
 
 pub mod cmd;
 pub mod config;
+pub mod csi;
 pub mod store;
 pub mod volume;

@@ -3,6 +3,7 @@
 
 pub mod logging;
 pub mod mount;
+pub mod serve;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,9 @@ pub struct Cli {
     /// Logging options, shared by every command.
     #[command(flatten)]
     pub log: logging::LogArgs,
+    /// CSI server flags (used when no command is given).
+    #[command(flatten)]
+    pub serve: serve::ServeArgs,
     /// What to run; without a command, the CSI server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -32,7 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Some(Command::Mount(args)) => mount::run(args),
-        None => Err(anyhow_msg("the CSI server is not built yet")),
+        None => serve::run(cli.serve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,7 +50,3 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// An error a command reports to the user before exiting.
 pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
-
-fn anyhow_msg(m: &str) -> CmdError {
-    m.into()
-}

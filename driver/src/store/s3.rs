@@ -32,7 +32,7 @@ use super::{
 };
 
 /// Which integrity checksums the client sends and verifies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ChecksumPolicy {
     /// Only where the S3 API requires one (DeleteObjects). Works on moto, Garage,
     /// MinIO, Storj and on stores that reject the SDK's newer default headers.
@@ -56,7 +56,7 @@ impl std::str::FromStr for ChecksumPolicy {
 }
 
 /// How to reach one S3 endpoint. `Debug` never prints the secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct S3Config {
     /// Endpoint URL, e.g. `https://gateway.storjshare.io` or `http://127.0.0.1:9000`.
     /// `None` means AWS itself.

@@ -99,10 +99,11 @@ pub async fn create(
     let fingerprint = params.fingerprint();
     let context = params.fs.to_context();
 
-    let fresh_bucket = match &params.placement {
+    // "Created" is not proof that the bucket is new: in us-east-1, S3 (and moto)
+    // answer 200 to CreateBucket of a bucket we already own. Always look for a marker.
+    match &params.placement {
         Placement::BucketPerVolume { .. } => match store.create_bucket(&id.bucket).await {
-            Ok(BucketCreated::Created) => true,
-            Ok(BucketCreated::AlreadyOwned) => false,
+            Ok(BucketCreated::Created | BucketCreated::AlreadyOwned) => {}
             Err(StoreError::BucketNameTaken(b)) => {
                 return Err(VolumeError::AlreadyExists(format!(
                     "bucket {b:?} belongs to another account; set bucketPrefix to choose other names"
@@ -122,11 +123,10 @@ pub async fn create(
                     "shared bucket {bucket:?} does not exist; create it first"
                 )));
             }
-            false
         }
-    };
+    }
 
-    if !fresh_bucket {
+    {
         if let Some(existing) = marker::read(store, &id).await? {
             if existing.name != name {
                 return Err(VolumeError::AlreadyExists(format!(

@@ -1,0 +1,75 @@
+//! The CSI server command (the default when no subcommand is given): parses the
+//! flags, builds the services for the chosen mode and serves them until
+//! SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use tracing::info;
+
+use super::CmdError;
+use crate::csi::controller::ControllerService;
+use crate::csi::endpoint::Endpoint;
+use crate::csi::identity::IdentityService;
+use crate::csi::server::{routes, serve};
+use crate::csi::stores::S3Provider;
+use crate::csi::validate_driver_name;
+
+/// Which CSI services this process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Identity + Controller (the Deployment with csi-provisioner).
+    Controller,
+    /// Identity + Node (the DaemonSet on every node).
+    Node,
+    /// Everything (tests, single-node setups).
+    All,
+}
+
+/// Flags of the CSI server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Where to listen: unix:///csi/csi.sock or tcp://127.0.0.1:PORT.
+    #[arg(long, env = "CSI_ENDPOINT", default_value = "unix:///csi/csi.sock")]
+    pub endpoint: Endpoint,
+    /// This node's id (the Kubernetes node name), required in node and all modes.
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
+    /// The CSI driver name; StorageClasses use it as `provisioner:`.
+    #[arg(long, env = "DRIVER_NAME", default_value = "dcs.csi.dev")]
+    pub driver_name: String,
+    /// Which services to serve.
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: Mode,
+}
+
+/// Serves until SIGTERM/SIGINT.
+pub fn run(args: ServeArgs) -> Result<(), CmdError> {
+    validate_driver_name(&args.driver_name)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let controller = matches!(args.mode, Mode::Controller | Mode::All)
+            .then(|| ControllerService::new(Arc::new(S3Provider::default())));
+        if matches!(args.mode, Mode::Node | Mode::All) {
+            return Err::<(), CmdError>("the node service is not built yet".into());
+        }
+        let identity = IdentityService {
+            driver_name: args.driver_name.clone(),
+            controller: controller.is_some(),
+        };
+        let routes = routes(identity, controller);
+        info!(driver = %args.driver_name, mode = ?args.mode, version = env!("CARGO_PKG_VERSION"), "starting");
+        serve(&args.endpoint, routes, shutdown_signal()).await
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received, shutting down"),
+        _ = int.recv() => info!("SIGINT received, shutting down"),
+    }
+}
