@@ -92,6 +92,9 @@ validate "deploy/ and examples/ files (${#FILES[@]})" "${FILES[@]}"
 "$PY" "$ROOT/scripts/manifest-drift.py" "$OUT/kustomize.yaml" "$OUT/chart-default.yaml"; s=$?
 result "drift: kubectl kustomize deploy/ == helm template (default values)" $s
 
+"$PY" "$ROOT/scripts/check-examples.py" "$ROOT/examples"; s=$?
+result "examples use the driver's name, parameters and secret keys" $s
+
 echo
 if [ $FAILED -eq 0 ]; then echo "ALL CHECKS PASSED"; else echo "SOME CHECKS FAILED"; fi
 exit $FAILED
