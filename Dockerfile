@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # dcs-csi image: one binary for every role.
 #   controller Deployment: runs as the non-root user 65532 created below
 #                          (runAsUser: 65532 in deploy/controller.yaml).
