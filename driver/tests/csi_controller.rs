@@ -93,8 +93,14 @@ async fn create_volume_makes_a_bucket_and_is_idempotent() {
         .unwrap();
     assert_eq!(v1r.volume_id, PVC);
     assert_eq!(v1r.capacity_bytes, GIB);
-    assert_eq!(v1r.volume_context.get("uid").map(String::as_str), Some("999"));
-    assert!(store.bucket_exists(PVC).await.unwrap(), "bucket was not created");
+    assert_eq!(
+        v1r.volume_context.get("uid").map(String::as_str),
+        Some("999")
+    );
+    assert!(
+        store.bucket_exists(PVC).await.unwrap(),
+        "bucket was not created"
+    );
 
     // Same request again: same volume.
     let again = ctl
@@ -112,12 +118,24 @@ async fn create_volume_makes_a_bucket_and_is_idempotent() {
         required_bytes: 2 * GIB,
         limit_bytes: 0,
     });
-    assert_eq!(ctl.create_volume(bigger).await.unwrap_err().code(), Code::AlreadyExists);
+    assert_eq!(
+        ctl.create_volume(bigger).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
     let other = create_req(&moto, PVC, &[("uid", "1000")]);
-    assert_eq!(ctl.create_volume(other).await.unwrap_err().code(), Code::AlreadyExists);
+    assert_eq!(
+        ctl.create_volume(other).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
 
-    assert!(!server.logs().contains(SECRET_KEY), "the secret reached the log");
-    assert!(server.logs().contains("CreateVolume"), "requests are logged");
+    assert!(
+        !server.logs().contains(SECRET_KEY),
+        "the secret reached the log"
+    );
+    assert!(
+        server.logs().contains("CreateVolume"),
+        "requests are logged"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +151,12 @@ async fn delete_volume_removes_objects_uploads_and_bucket_and_is_idempotent() {
         .unwrap();
     for i in 0..40 {
         store
-            .put_object(PVC, &format!("dumps/{i:03}.dump"), Bytes::from(vec![7u8; 100]), &UserMetadata::new())
+            .put_object(
+                PVC,
+                &format!("dumps/{i:03}.dump"),
+                Bytes::from(vec![7u8; 100]),
+                &UserMetadata::new(),
+            )
             .await
             .unwrap();
     }
@@ -146,7 +169,10 @@ async fn delete_volume_removes_objects_uploads_and_bucket_and_is_idempotent() {
         secrets: moto.secrets(),
     };
     ctl.delete_volume(del.clone()).await.unwrap();
-    assert!(!store.bucket_exists(PVC).await.unwrap(), "bucket still exists");
+    assert!(
+        !store.bucket_exists(PVC).await.unwrap(),
+        "bucket still exists"
+    );
     // Idempotent: deleting again, and deleting an id we never issued, succeed.
     ctl.delete_volume(del.clone()).await.unwrap();
     ctl.delete_volume(v1::DeleteVolumeRequest {
@@ -161,33 +187,83 @@ async fn delete_volume_removes_objects_uploads_and_bucket_and_is_idempotent() {
 async fn shared_bucket_mode_creates_and_deletes_only_the_prefix() {
     let (moto, _server, mut ctl) = setup().await;
     let store = moto.store();
-    let params = [("bucket", "shared-vols"), ("usePrefix", "true"), ("prefix", "k8s"), ("mounter", "rclone")];
+    let params = [
+        ("bucket", "shared-vols"),
+        ("usePrefix", "true"),
+        ("prefix", "k8s"),
+        ("mounter", "rclone"),
+    ];
     // The shared bucket must exist first.
-    let e = ctl.create_volume(create_req(&moto, PVC, &params)).await.unwrap_err();
+    let e = ctl
+        .create_volume(create_req(&moto, PVC, &params))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     store.create_bucket("shared-vols").await.unwrap();
     store
-        .put_object("shared-vols", "unrelated.txt", Bytes::from_static(b"keep"), &UserMetadata::new())
+        .put_object(
+            "shared-vols",
+            "unrelated.txt",
+            Bytes::from_static(b"keep"),
+            &UserMetadata::new(),
+        )
         .await
         .unwrap();
 
-    let a = ctl.create_volume(create_req(&moto, PVC, &params)).await.unwrap().into_inner().volume.unwrap();
-    let b = ctl.create_volume(create_req(&moto, "pvc-other", &params)).await.unwrap().into_inner().volume.unwrap();
+    let a = ctl
+        .create_volume(create_req(&moto, PVC, &params))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    let b = ctl
+        .create_volume(create_req(&moto, "pvc-other", &params))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
     assert_eq!(a.volume_id, format!("shared-vols/k8s/{PVC}"));
     for v in [&a, &b] {
         let key = format!("{}/data.bin", v.volume_id.split_once('/').unwrap().1);
-        store.put_object("shared-vols", &key, Bytes::from_static(b"x"), &UserMetadata::new()).await.unwrap();
+        store
+            .put_object(
+                "shared-vols",
+                &key,
+                Bytes::from_static(b"x"),
+                &UserMetadata::new(),
+            )
+            .await
+            .unwrap();
     }
-    ctl.delete_volume(v1::DeleteVolumeRequest { volume_id: a.volume_id.clone(), secrets: moto.secrets() })
-        .await
-        .unwrap();
+    ctl.delete_volume(v1::DeleteVolumeRequest {
+        volume_id: a.volume_id.clone(),
+        secrets: moto.secrets(),
+    })
+    .await
+    .unwrap();
     assert!(store.bucket_exists("shared-vols").await.unwrap());
-    assert!(list_all(store.as_ref(), "shared-vols", &format!("k8s/{PVC}/")).await.unwrap().is_empty());
-    let mut left: Vec<String> = list_all(store.as_ref(), "shared-vols", "").await.unwrap().into_iter().map(|o| o.key).collect();
+    assert!(
+        list_all(store.as_ref(), "shared-vols", &format!("k8s/{PVC}/"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut left: Vec<String> = list_all(store.as_ref(), "shared-vols", "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     left.sort();
     assert_eq!(
         left,
-        ["k8s/pvc-other/.dcs-csi-volume.json", "k8s/pvc-other/data.bin", "unrelated.txt"]
+        [
+            "k8s/pvc-other/.dcs-csi-volume.json",
+            "k8s/pvc-other/data.bin",
+            "unrelated.txt"
+        ]
     );
 }
 
@@ -195,20 +271,47 @@ async fn shared_bucket_mode_creates_and_deletes_only_the_prefix() {
 async fn invalid_requests_are_invalid_argument_naming_the_field() {
     let (moto, _server, mut ctl) = setup().await;
     let cases: Vec<(&str, v1::CreateVolumeRequest)> = vec![
-        ("name", v1::CreateVolumeRequest { name: String::new(), ..create_req(&moto, PVC, &[]) }),
-        ("volume_capabilities", v1::CreateVolumeRequest { volume_capabilities: vec![], ..create_req(&moto, PVC, &[]) }),
+        (
+            "name",
+            v1::CreateVolumeRequest {
+                name: String::new(),
+                ..create_req(&moto, PVC, &[])
+            },
+        ),
+        (
+            "volume_capabilities",
+            v1::CreateVolumeRequest {
+                volume_capabilities: vec![],
+                ..create_req(&moto, PVC, &[])
+            },
+        ),
         ("volume_capabilities[0]", {
             let mut r = create_req(&moto, PVC, &[]);
             r.volume_capabilities[0].access_type =
                 Some(v1::volume_capability::AccessType::Block(Default::default()));
             r
         }),
-        ("parameters.colour", create_req(&moto, PVC, &[("colour", "blue")])),
-        ("parameters.fileMode", create_req(&moto, PVC, &[("fileMode", "999")])),
-        ("secrets", v1::CreateVolumeRequest { secrets: HashMap::new(), ..create_req(&moto, PVC, &[]) }),
+        (
+            "parameters.colour",
+            create_req(&moto, PVC, &[("colour", "blue")]),
+        ),
+        (
+            "parameters.fileMode",
+            create_req(&moto, PVC, &[("fileMode", "999")]),
+        ),
+        (
+            "secrets",
+            v1::CreateVolumeRequest {
+                secrets: HashMap::new(),
+                ..create_req(&moto, PVC, &[])
+            },
+        ),
         ("capacity_range", {
             let mut r = create_req(&moto, PVC, &[]);
-            r.capacity_range = Some(v1::CapacityRange { required_bytes: 10, limit_bytes: 5 });
+            r.capacity_range = Some(v1::CapacityRange {
+                required_bytes: 10,
+                limit_bytes: 5,
+            });
             r
         }),
     ];
@@ -218,7 +321,10 @@ async fn invalid_requests_are_invalid_argument_naming_the_field() {
         assert!(e.message().starts_with(field), "{field}: {}", e.message());
     }
     let e = ctl
-        .delete_volume(v1::DeleteVolumeRequest { volume_id: String::new(), secrets: moto.secrets() })
+        .delete_volume(v1::DeleteVolumeRequest {
+            volume_id: String::new(),
+            secrets: moto.secrets(),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
@@ -240,7 +346,11 @@ async fn an_unreachable_store_is_unavailable_with_a_clear_message() {
     req.secrets.insert("endpoint".into(), dead);
     let e = ctl.create_volume(req).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
-    assert!(e.message().contains("cannot reach the store"), "{}", e.message());
+    assert!(
+        e.message().contains("cannot reach the store"),
+        "{}",
+        e.message()
+    );
     assert!(!e.message().contains(SECRET_KEY));
     assert!(!server.logs().contains(SECRET_KEY));
 }
@@ -270,7 +380,13 @@ async fn concurrent_creates_of_one_volume_are_ok_or_aborted() {
 #[tokio::test]
 async fn validate_volume_capabilities_confirms_mounts_and_rejects_block() {
     let (moto, _server, mut ctl) = setup().await;
-    let vol = ctl.create_volume(create_req(&moto, PVC, &[])).await.unwrap().into_inner().volume.unwrap();
+    let vol = ctl
+        .create_volume(create_req(&moto, PVC, &[]))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
     let req = |caps| v1::ValidateVolumeCapabilitiesRequest {
         volume_id: vol.volume_id.clone(),
         volume_context: vol.volume_context.clone(),
@@ -278,18 +394,35 @@ async fn validate_volume_capabilities_confirms_mounts_and_rejects_block() {
         secrets: moto.secrets(),
         ..Default::default()
     };
-    let r = ctl.validate_volume_capabilities(req(vec![mount_cap(Mode::SingleNodeWriter)])).await.unwrap().into_inner();
+    let r = ctl
+        .validate_volume_capabilities(req(vec![mount_cap(Mode::SingleNodeWriter)]))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.confirmed.is_some(), "{r:?}");
     let mut block = mount_cap(Mode::SingleNodeWriter);
     block.access_type = Some(v1::volume_capability::AccessType::Block(Default::default()));
-    let r = ctl.validate_volume_capabilities(req(vec![block])).await.unwrap().into_inner();
+    let r = ctl
+        .validate_volume_capabilities(req(vec![block]))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.confirmed.is_none());
     assert!(!r.message.is_empty());
     let mut missing = req(vec![mount_cap(Mode::SingleNodeWriter)]);
     missing.volume_id = "pvc-never-created".into();
-    assert_eq!(ctl.validate_volume_capabilities(missing).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(
-        ctl.validate_volume_capabilities(req(vec![])).await.unwrap_err().code(),
+        ctl.validate_volume_capabilities(missing)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        ctl.validate_volume_capabilities(req(vec![]))
+            .await
+            .unwrap_err()
+            .code(),
         Code::InvalidArgument
     );
 }

@@ -118,7 +118,10 @@ impl FsOptions {
         put(KEY_GID, self.gid.map(|v| v.to_string()));
         put(KEY_FILE_MODE, self.file_mode.map(|v| format!("{v:04o}")));
         put(KEY_DIR_MODE, self.dir_mode.map(|v| format!("{v:04o}")));
-        put(KEY_METADATA_TTL, self.metadata_ttl_secs.map(|v| v.to_string()));
+        put(
+            KEY_METADATA_TTL,
+            self.metadata_ttl_secs.map(|v| v.to_string()),
+        );
         put(KEY_PART_SIZE, self.part_size_mib.map(|v| v.to_string()));
         put(KEY_MAX_MEMORY, self.max_memory_mib.map(|v| v.to_string()));
         put(
@@ -155,7 +158,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        for (k, v) in [("fileMode", "999"), ("partSizeMiB", "4"), ("checksum", "md5")] {
+        for (k, v) in [
+            ("fileMode", "999"),
+            ("partSizeMiB", "4"),
+            ("checksum", "md5"),
+        ] {
             let m = HashMap::from([(k.to_string(), v.to_string())]);
             assert_eq!(FsOptions::parse(&m).unwrap_err().key, k);
         }

@@ -13,7 +13,10 @@ const BUCKET_LEN: std::ops::RangeInclusive<usize> = 3..=63;
 /// Checks a bucket name against the S3 rules for new buckets.
 pub fn validate_bucket(b: &str) -> Result<(), String> {
     if !BUCKET_LEN.contains(&b.len()) {
-        return Err(format!("bucket names have 3 to 63 characters, got {}", b.len()));
+        return Err(format!(
+            "bucket names have 3 to 63 characters, got {}",
+            b.len()
+        ));
     }
     if !b
         .bytes()
@@ -159,14 +162,22 @@ mod tests {
             assert!(validate_bucket(&b).is_ok(), "{n} -> {b}");
             assert_eq!(b, bucket_for_volume("", n), "deterministic");
         }
-        assert_ne!(bucket_for_volume("", "My_Vol"), bucket_for_volume("", "my-vol"));
-        assert_ne!(bucket_for_volume("", "UPPER"), bucket_for_volume("", "upper"));
+        assert_ne!(
+            bucket_for_volume("", "My_Vol"),
+            bucket_for_volume("", "my-vol")
+        );
+        assert_ne!(
+            bucket_for_volume("", "UPPER"),
+            bucket_for_volume("", "upper")
+        );
     }
 
     #[test]
     fn bucket_rules() {
         assert!(validate_bucket("ok-bucket.1").is_ok());
-        for bad in ["ab", "Ab-c", "a_b", "-ab", "ab-", "a..b", "1.2.3.4", "xn--ab"] {
+        for bad in [
+            "ab", "Ab-c", "a_b", "-ab", "ab-", "a..b", "1.2.3.4", "xn--ab",
+        ] {
             assert!(validate_bucket(bad).is_err(), "{bad}");
         }
     }

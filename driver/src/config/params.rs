@@ -116,7 +116,9 @@ impl VolumeParams {
             match k.as_str() {
                 PARAM_BUCKET => bucket = Some(v.trim().to_string()).filter(|b| !b.is_empty()),
                 PARAM_USE_PREFIX => use_prefix = parse_bool(k, v)?,
-                PARAM_PREFIX => prefix = naming::clean_prefix(v).map_err(|r| ParamError::new(k, r))?,
+                PARAM_PREFIX => {
+                    prefix = naming::clean_prefix(v).map_err(|r| ParamError::new(k, r))?
+                }
                 PARAM_MOUNTER => ignored_mounter = Some(v.clone()),
                 PARAM_BUCKET_PREFIX => bucket_prefix = v.trim().to_string(),
                 PARAM_PVC_NAME => claim.pvc_name = Some(v.clone()),
@@ -147,10 +149,16 @@ impl VolumeParams {
                 Placement::SharedBucket { bucket: b, prefix }
             }
             None if use_prefix => {
-                return Err(ParamError::new(PARAM_USE_PREFIX, "\"true\" requires the bucket parameter"));
+                return Err(ParamError::new(
+                    PARAM_USE_PREFIX,
+                    "\"true\" requires the bucket parameter",
+                ));
             }
             None if !prefix.is_empty() => {
-                return Err(ParamError::new(PARAM_PREFIX, "requires the bucket parameter"));
+                return Err(ParamError::new(
+                    PARAM_PREFIX,
+                    "requires the bucket parameter",
+                ));
             }
             None => {
                 naming::validate_bucket_prefix(&bucket_prefix)
@@ -188,7 +196,9 @@ mod tests {
     use super::*;
 
     fn map(kv: &[(&str, &str)]) -> HashMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

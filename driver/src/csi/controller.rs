@@ -172,9 +172,8 @@ impl Controller for ControllerService {
                 return Err(Status::not_found(format!("volume {id} does not exist")));
             }
         }
-        FsOptions::parse(&req.volume_context).map_err(|e| {
-            status::invalid(&format!("volume_context.{}", e.key), &e.reason)
-        })?;
+        FsOptions::parse(&req.volume_context)
+            .map_err(|e| status::invalid(&format!("volume_context.{}", e.key), &e.reason))?;
         let unsupported = req
             .volume_capabilities
             .iter()
@@ -209,7 +208,9 @@ impl Controller for ControllerService {
                 )),
             })
             .collect();
-        Ok(Response::new(v1::ControllerGetCapabilitiesResponse { capabilities }))
+        Ok(Response::new(v1::ControllerGetCapabilitiesResponse {
+            capabilities,
+        }))
     }
 
     unimplemented_rpcs! {

@@ -41,7 +41,9 @@ impl Identity for IdentityService {
                 )),
             });
         }
-        Ok(Response::new(v1::GetPluginCapabilitiesResponse { capabilities }))
+        Ok(Response::new(v1::GetPluginCapabilitiesResponse {
+            capabilities,
+        }))
     }
 
     async fn probe(

@@ -18,8 +18,14 @@ pub fn validate_driver_name(name: &str) -> Result<(), String> {
     let ok_chars = name
         .bytes()
         .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
-    let ends_ok = name.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.bytes().last().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ends_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if name.is_empty() || name.len() > 63 || !ok_chars || !ends_ok {
         return Err(format!(
             "driver name {name:?} must be 1-63 characters of letters, digits, '-' and '.', starting and ending with a letter or digit"

@@ -5,12 +5,12 @@ use std::future::Future;
 
 use dcs_csi_proto::v1::controller_server::{Controller, ControllerServer};
 use dcs_csi_proto::v1::identity_server::IdentityServer;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::Routes;
 use tonic::transport::Server;
-use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -23,10 +23,7 @@ pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The routes of the services one process serves: Identity always, Controller
 /// when given.
-pub fn routes(
-    identity: IdentityService,
-    controller: Option<impl Controller>,
-) -> Routes {
+pub fn routes(identity: IdentityService, controller: Option<impl Controller>) -> Routes {
     let mut r = Routes::new(IdentityServer::new(identity));
     if let Some(c) = controller {
         r = r.add_service(ControllerServer::new(c));
@@ -49,12 +46,18 @@ pub async fn serve(
             match std::fs::remove_file(path) {
                 Ok(()) => info!(path = %path.display(), "removed stale socket"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot remove stale socket {}: {e}", path.display()).into()),
+                Err(e) => {
+                    return Err(
+                        format!("cannot remove stale socket {}: {e}", path.display()).into(),
+                    );
+                }
             }
             let listener = UnixListener::bind(path)?;
             info!(endpoint = %path.display(), "serving CSI on unix socket");
             let r = run_until(
-                |graceful| router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), graceful),
+                |graceful| {
+                    router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), graceful)
+                },
                 shutdown,
             )
             .await;
@@ -65,7 +68,9 @@ pub async fn serve(
             let listener = TcpListener::bind(addr).await?;
             info!(endpoint = %listener.local_addr()?, "serving CSI on tcp");
             run_until(
-                |graceful| router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful),
+                |graceful| {
+                    router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful)
+                },
                 shutdown,
             )
             .await?;

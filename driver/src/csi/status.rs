@@ -71,7 +71,10 @@ mod tests {
             from_store(&StoreError::AccessDenied("x".into())).code(),
             Code::PermissionDenied
         );
-        assert_eq!(from_store(&StoreError::Unavailable("x".into())).code(), Code::Unavailable);
+        assert_eq!(
+            from_store(&StoreError::Unavailable("x".into())).code(),
+            Code::Unavailable
+        );
         let s = from_volume(&VolumeError::invalid("name", "empty"));
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().starts_with("name:"));

@@ -17,7 +17,9 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -180,7 +182,9 @@ where
     };
     match (code.as_str(), status) {
         ("NoSuchBucket", _) => StoreError::NoSuchBucket(what.to_string()),
-        ("NoSuchKey", _) | ("NotFound", _) | ("", Some(404)) => StoreError::NoSuchKey(what.to_string()),
+        ("NoSuchKey", _) | ("NotFound", _) | ("", Some(404)) => {
+            StoreError::NoSuchKey(what.to_string())
+        }
         ("BucketNotEmpty", _) => StoreError::BucketNotEmpty(what.to_string()),
         ("BucketAlreadyExists", _) => StoreError::BucketNameTaken(what.to_string()),
         ("TooManyBuckets", _) => StoreError::TooManyBuckets(detail),
@@ -193,9 +197,10 @@ where
         | (_, Some(401))
         | (_, Some(403)) => StoreError::AccessDenied(detail),
         ("NotImplemented", _) | (_, Some(501)) => StoreError::Unsupported(detail),
-        ("SlowDown", _) | ("ServiceUnavailable", _) | ("InternalError", _) | ("RequestTimeout", _) => {
-            StoreError::Unavailable(detail)
-        }
+        ("SlowDown", _)
+        | ("ServiceUnavailable", _)
+        | ("InternalError", _)
+        | ("RequestTimeout", _) => StoreError::Unavailable(detail),
         (_, Some(s)) if s >= 500 => StoreError::Unavailable(detail),
         _ => StoreError::Other(detail),
     }
@@ -230,7 +235,9 @@ impl ObjectStore for S3Store {
     async fn create_bucket(&self, bucket: &str) -> StoreResult<BucketCreated> {
         match self.client.create_bucket().bucket(bucket).send().await {
             Ok(_) => Ok(BucketCreated::Created),
-            Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(BucketCreated::AlreadyOwned),
+            Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => {
+                Ok(BucketCreated::AlreadyOwned)
+            }
             Err(e) => Err(map_err(e, bucket)),
         }
     }
@@ -309,7 +316,14 @@ impl ObjectStore for S3Store {
     }
 
     async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectInfo>> {
-        match self.client.head_object().bucket(bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(o) => Ok(Some(ObjectInfo {
                 key: key.to_string(),
                 size: o.content_length().unwrap_or(0).max(0) as u64,
@@ -401,7 +415,14 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
-        match self.client.delete_object().bucket(bucket).key(key).send().await {
+        match self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match map_err(e, key) {
                 StoreError::NoSuchKey(_) => Ok(()),

@@ -51,7 +51,12 @@ pub async fn read(store: &dyn ObjectStore, id: &VolumeId) -> StoreResult<Option<
 pub async fn write(store: &dyn ObjectStore, id: &VolumeId, m: &Marker) -> StoreResult<()> {
     let body = serde_json::to_vec_pretty(m).expect("marker serialises");
     store
-        .put_object(&id.bucket, &marker_key(id), Bytes::from(body), &UserMetadata::new())
+        .put_object(
+            &id.bucket,
+            &marker_key(id),
+            Bytes::from(body),
+            &UserMetadata::new(),
+        )
         .await
         .map(|_| ())
 }

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::config::naming;
 use crate::config::params::{Placement, VolumeParams};
 use crate::config::volume_id::{MAX_VOLUME_ID_LEN, VolumeId};
-use crate::store::{BucketCreated, ObjectStore, StoreError, list_all, limits};
+use crate::store::{BucketCreated, ObjectStore, StoreError, limits, list_all};
 use marker::Marker;
 
 /// Capacity asked for by the CO, in bytes (0: not given).
@@ -35,7 +35,10 @@ impl Capacity {
     /// Checks the range; the capacity we grant is `required`, else `limit`, else 0.
     pub fn grant(&self) -> Result<i64, VolumeError> {
         if self.required < 0 || self.limit < 0 {
-            return Err(VolumeError::invalid("capacity_range", "bytes must not be negative"));
+            return Err(VolumeError::invalid(
+                "capacity_range",
+                "bytes must not be negative",
+            ));
         }
         if self.limit > 0 && self.required > self.limit {
             return Err(VolumeError::invalid(
@@ -43,12 +46,17 @@ impl Capacity {
                 "required_bytes is larger than limit_bytes",
             ));
         }
-        Ok(if self.required > 0 { self.required } else { self.limit })
+        Ok(if self.required > 0 {
+            self.required
+        } else {
+            self.limit
+        })
     }
 
     /// Whether an existing volume of `capacity` bytes satisfies this request.
     pub fn satisfied_by(&self, capacity: i64) -> bool {
-        (self.required == 0 || capacity >= self.required) && (self.limit == 0 || capacity <= self.limit)
+        (self.required == 0 || capacity >= self.required)
+            && (self.limit == 0 || capacity <= self.limit)
     }
 }
 
@@ -74,7 +82,11 @@ pub fn volume_id_for(name: &str, params: &VolumeParams) -> Result<VolumeId, Volu
             let seg = naming::segment_for_volume(name);
             VolumeId {
                 bucket: bucket.clone(),
-                prefix: if prefix.is_empty() { seg } else { format!("{prefix}/{seg}") },
+                prefix: if prefix.is_empty() {
+                    seg
+                } else {
+                    format!("{prefix}/{seg}")
+                },
             }
         }
     };
@@ -153,7 +165,9 @@ pub async fn create(
         }
         // No marker: only an empty bucket/prefix may become the volume (a crash
         // between creating the bucket and writing the marker leaves it empty).
-        let page = store.list_page(&id.bucket, &id.key_prefix(), None, None).await?;
+        let page = store
+            .list_page(&id.bucket, &id.key_prefix(), None, None)
+            .await?;
         if !page.objects.is_empty() {
             return Err(VolumeError::AlreadyExists(format!(
                 "{id} already holds data that is not a dcs-csi volume; refusing to take it over"
@@ -193,7 +207,10 @@ pub enum Deleted {
 /// bucket mode. Idempotent.
 pub async fn delete(store: &dyn ObjectStore, id: &VolumeId) -> Result<Deleted, VolumeError> {
     if marker::read(store, id).await?.is_none() {
-        let objects = match store.list_page(&id.bucket, &id.key_prefix(), None, None).await {
+        let objects = match store
+            .list_page(&id.bucket, &id.key_prefix(), None, None)
+            .await
+        {
             Ok(p) => p.objects.len(),
             Err(StoreError::NoSuchBucket(_)) => return Ok(Deleted::NotFound),
             Err(e) => return Err(e.into()),
@@ -210,7 +227,9 @@ pub async fn delete(store: &dyn ObjectStore, id: &VolumeId) -> Result<Deleted, V
     let prefix = id.key_prefix();
     let marker_key = marker::marker_key(id);
     for upload in store.list_multipart_uploads(&id.bucket, &prefix).await? {
-        store.abort_multipart(&id.bucket, &upload.key, &upload.upload_id).await?;
+        store
+            .abort_multipart(&id.bucket, &upload.key, &upload.upload_id)
+            .await?;
     }
     let mut removed = 0u64;
     // Delete page by page, listing again each time, until only the marker is left.

@@ -9,7 +9,10 @@ use crate::store::UserMetadata;
 use crate::store::memory::MemoryStore;
 
 fn params(kv: &[(&str, &str)]) -> VolumeParams {
-    let m: HashMap<String, String> = kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let m: HashMap<String, String> = kv
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     VolumeParams::parse(&m).unwrap()
 }
 
@@ -37,9 +40,13 @@ async fn bucket_mode_creates_a_bucket_with_a_marker_and_is_idempotent() {
 async fn incompatible_second_create_is_already_exists() {
     let s = MemoryStore::new();
     create(&s, NAME, &params(&[]), cap(GIB)).await.unwrap();
-    let e = create(&s, NAME, &params(&[]), cap(2 * GIB)).await.unwrap_err();
+    let e = create(&s, NAME, &params(&[]), cap(2 * GIB))
+        .await
+        .unwrap_err();
     assert!(matches!(e, VolumeError::AlreadyExists(_)), "{e}");
-    let e = create(&s, NAME, &params(&[("uid", "5")]), cap(GIB)).await.unwrap_err();
+    let e = create(&s, NAME, &params(&[("uid", "5")]), cap(GIB))
+        .await
+        .unwrap_err();
     assert!(matches!(e, VolumeError::AlreadyExists(_)), "{e}");
 }
 
@@ -47,9 +54,14 @@ async fn incompatible_second_create_is_already_exists() {
 async fn a_bucket_holding_foreign_data_is_not_taken_over() {
     let s = MemoryStore::new();
     s.create_bucket(NAME).await.unwrap();
-    s.put_object(NAME, "theirs", Bytes::from_static(b"x"), &UserMetadata::new())
-        .await
-        .unwrap();
+    s.put_object(
+        NAME,
+        "theirs",
+        Bytes::from_static(b"x"),
+        &UserMetadata::new(),
+    )
+    .await
+    .unwrap();
     let e = create(&s, NAME, &params(&[]), cap(0)).await.unwrap_err();
     assert!(matches!(e, VolumeError::AlreadyExists(_)), "{e}");
     // And deleting it as a volume leaves the data alone.
@@ -79,7 +91,9 @@ async fn delete_removes_everything_in_bucket_mode_and_is_idempotent() {
             .await
             .unwrap();
     }
-    s.create_multipart(NAME, "d/partial", &UserMetadata::new()).await.unwrap();
+    s.create_multipart(NAME, "d/partial", &UserMetadata::new())
+        .await
+        .unwrap();
     assert_eq!(delete(&s, &v.id).await.unwrap(), Deleted::Removed(50));
     assert!(s.bucket_names().is_empty());
     assert_eq!(delete(&s, &v.id).await.unwrap(), Deleted::NotFound);
@@ -93,9 +107,14 @@ async fn delete_in_shared_mode_keeps_the_bucket_and_neighbours() {
     let a = create(&s, "pvc-1", &p, cap(0)).await.unwrap();
     let b = create(&s, "pvc-10", &p, cap(0)).await.unwrap();
     for v in [&a, &b] {
-        s.put_object("shared", &format!("{}data", v.id.key_prefix()), Bytes::new(), &UserMetadata::new())
-            .await
-            .unwrap();
+        s.put_object(
+            "shared",
+            &format!("{}data", v.id.key_prefix()),
+            Bytes::new(),
+            &UserMetadata::new(),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(delete(&s, &a.id).await.unwrap(), Deleted::Removed(1));
     let keys = s.keys("shared").unwrap();
@@ -112,9 +131,43 @@ async fn bucket_limit_is_resource_exhausted() {
 
 #[test]
 fn capacity_ranges() {
-    assert!(Capacity { required: 2, limit: 1 }.grant().is_err());
-    assert!(Capacity { required: -1, limit: 0 }.grant().is_err());
-    assert_eq!(Capacity { required: 0, limit: 5 }.grant().unwrap(), 5);
-    assert!(Capacity { required: 1, limit: 3 }.satisfied_by(2));
-    assert!(!Capacity { required: 3, limit: 0 }.satisfied_by(2));
+    assert!(
+        Capacity {
+            required: 2,
+            limit: 1
+        }
+        .grant()
+        .is_err()
+    );
+    assert!(
+        Capacity {
+            required: -1,
+            limit: 0
+        }
+        .grant()
+        .is_err()
+    );
+    assert_eq!(
+        Capacity {
+            required: 0,
+            limit: 5
+        }
+        .grant()
+        .unwrap(),
+        5
+    );
+    assert!(
+        Capacity {
+            required: 1,
+            limit: 3
+        }
+        .satisfied_by(2)
+    );
+    assert!(
+        !Capacity {
+            required: 3,
+            limit: 0
+        }
+        .satisfied_by(2)
+    );
 }

@@ -126,7 +126,14 @@ impl CsiServer {
         let child = Command::new(env!("CARGO_BIN_EXE_dcs-csi"))
             .arg("--endpoint")
             .arg(format!("unix://{}", socket.display()))
-            .args(["--mode", mode, "--node-id", "test-node", "--log-level", "debug"])
+            .args([
+                "--mode",
+                mode,
+                "--node-id",
+                "test-node",
+                "--log-level",
+                "debug",
+            ])
             .args(extra)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -166,7 +173,10 @@ impl CsiServer {
             if let Some(st) = child.try_wait().unwrap() {
                 return st;
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "server ignored SIGTERM");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "server ignored SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
