@@ -10,5 +10,6 @@
 pub mod cmd;
 pub mod config;
 pub mod csi;
+pub mod node;
 pub mod store;
 pub mod volume;

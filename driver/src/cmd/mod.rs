@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Some(Command::Mount(args)) => mount::run(args),
-        None => serve::run(cli.serve),
+        None => serve::run(cli.serve, cli.log.log_format.as_str()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

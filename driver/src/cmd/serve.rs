@@ -2,6 +2,7 @@
 //! flags, builds the services for the chosen mode and serves them until
 //! SIGTERM or SIGINT.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
@@ -11,9 +12,12 @@ use super::CmdError;
 use crate::csi::controller::ControllerService;
 use crate::csi::endpoint::Endpoint;
 use crate::csi::identity::IdentityService;
+use crate::csi::node::NodeService;
 use crate::csi::server::{routes, serve};
 use crate::csi::stores::S3Provider;
 use crate::csi::validate_driver_name;
+use crate::node::process::ProcessMounter;
+use crate::node::{Mounter, NodeOps};
 
 /// Which CSI services this process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,23 +45,54 @@ pub struct ServeArgs {
     /// Which services to serve.
     #[arg(long, value_enum, default_value = "all")]
     pub mode: Mode,
+    /// How the node serves a staged volume's FUSE filesystem.
+    #[arg(long, value_enum, default_value = "process")]
+    pub mounter: MounterKind,
+    /// Where the node keeps what it needs across restarts (must survive them: a hostPath).
+    #[arg(
+        long,
+        env = "DCS_STATE_DIR",
+        default_value = "/var/lib/kubelet/plugins/dcs.csi.dev/state"
+    )]
+    pub state_dir: PathBuf,
+}
+
+/// Which mounter the node uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MounterKind {
+    /// A detached `dcs-csi mount` process per staged volume.
+    Process,
 }
 
 /// Serves until SIGTERM/SIGINT.
-pub fn run(args: ServeArgs) -> Result<(), CmdError> {
+pub fn run(args: ServeArgs, log_format: &str) -> Result<(), CmdError> {
     validate_driver_name(&args.driver_name)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let controller = matches!(args.mode, Mode::Controller | Mode::All)
             .then(|| ControllerService::new(Arc::new(S3Provider::default())));
-        if matches!(args.mode, Mode::Node | Mode::All) {
-            return Err::<(), CmdError>("the node service is not built yet".into());
-        }
+        let node = if matches!(args.mode, Mode::Node | Mode::All) {
+            let node_id = args
+                .node_id
+                .clone()
+                .filter(|n| !n.is_empty())
+                .ok_or("--node-id (or NODE_ID) is required in node and all modes")?;
+            let mounter: Arc<dyn Mounter> = match args.mounter {
+                MounterKind::Process => Arc::new(ProcessMounter::new(
+                    args.state_dir.clone(),
+                    std::env::current_exe()?,
+                    log_format,
+                )?),
+            };
+            Some(NodeService::new(node_id, NodeOps::new(mounter)))
+        } else {
+            None
+        };
         let identity = IdentityService {
             driver_name: args.driver_name.clone(),
             controller: controller.is_some(),
         };
-        let routes = routes(identity, controller);
+        let routes = routes(identity, controller, node);
         info!(driver = %args.driver_name, mode = ?args.mode, version = env!("CARGO_PKG_VERSION"), "starting");
         serve(&args.endpoint, routes, shutdown_signal()).await
     })

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod endpoint;
 pub mod identity;
 pub mod locks;
+pub mod node;
 pub mod redact;
 pub mod server;
 pub mod status;

@@ -5,6 +5,7 @@ use std::future::Future;
 
 use dcs_csi_proto::v1::controller_server::{Controller, ControllerServer};
 use dcs_csi_proto::v1::identity_server::IdentityServer;
+use dcs_csi_proto::v1::node_server::{Node, NodeServer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
@@ -22,11 +23,18 @@ use super::identity::IdentityService;
 pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The routes of the services one process serves: Identity always, Controller
-/// when given.
-pub fn routes(identity: IdentityService, controller: Option<impl Controller>) -> Routes {
+/// and Node when given.
+pub fn routes(
+    identity: IdentityService,
+    controller: Option<impl Controller>,
+    node: Option<impl Node>,
+) -> Routes {
     let mut r = Routes::new(IdentityServer::new(identity));
     if let Some(c) = controller {
         r = r.add_service(ControllerServer::new(c));
+    }
+    if let Some(n) = node {
+        r = r.add_service(NodeServer::new(n));
     }
     r
 }

@@ -5,6 +5,7 @@ use tonic::{Code, Status};
 
 use crate::config::params::ParamError;
 use crate::config::secrets::SecretsError;
+use crate::node::NodeError;
 use crate::store::StoreError;
 use crate::volume::VolumeError;
 
@@ -48,6 +49,18 @@ pub fn from_volume(e: &VolumeError) -> Status {
         VolumeError::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
         VolumeError::ResourceExhausted(m) => Status::resource_exhausted(m.clone()),
         VolumeError::Store(s) => from_store(s),
+    }
+}
+
+/// Maps a node-layer error.
+pub fn from_node(e: &NodeError) -> Status {
+    match e {
+        NodeError::InvalidArgument { field, reason } => invalid(field, reason),
+        NodeError::NotFound(m) => Status::not_found(m.clone()),
+        NodeError::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
+        NodeError::Mount(_) | NodeError::Kube(_) | NodeError::Io { .. } => {
+            Status::internal(e.to_string())
+        }
     }
 }
 
