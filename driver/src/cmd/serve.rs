@@ -16,6 +16,7 @@ use crate::csi::node::NodeService;
 use crate::csi::server::{routes, serve};
 use crate::csi::stores::S3Provider;
 use crate::csi::validate_driver_name;
+use crate::node::pod::{PodMounter, PodMounterConfig};
 use crate::node::process::ProcessMounter;
 use crate::node::{Mounter, NodeOps};
 
@@ -55,6 +56,15 @@ pub struct ServeArgs {
         default_value = "/var/lib/kubelet/plugins/dcs.csi.dev/state"
     )]
     pub state_dir: PathBuf,
+    /// Namespace of the mount Pods (pod mounter).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "dcs-csi")]
+    pub mount_namespace: String,
+    /// Image of the mount Pods (pod mounter): the driver's own image.
+    #[arg(long, env = "DCS_IMAGE", default_value = "dcs-csi:latest")]
+    pub mount_image: String,
+    /// The kubelet directory on the host (pod mounter).
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: String,
 }
 
 /// Which mounter the node uses.
@@ -62,6 +72,8 @@ pub struct ServeArgs {
 pub enum MounterKind {
     /// A detached `dcs-csi mount` process per staged volume.
     Process,
+    /// A mount Pod per staged volume, created through the Kubernetes API.
+    Pod,
 }
 
 /// Serves until SIGTERM/SIGINT.
@@ -83,6 +95,23 @@ pub fn run(args: ServeArgs, log_format: &str) -> Result<(), CmdError> {
                     std::env::current_exe()?,
                     log_format,
                 )?),
+                MounterKind::Pod => {
+                    let client = kube::Client::try_default()
+                        .await
+                        .map_err(|e| format!("cannot reach the Kubernetes API for the pod mounter: {e}"))?;
+                    let m = PodMounter::new(
+                        PodMounterConfig {
+                            namespace: args.mount_namespace.clone(),
+                            image: args.mount_image.clone(),
+                            node_name: node_id.clone(),
+                            kubelet_dir: args.kubelet_dir.clone(),
+                            log_format: log_format.to_string(),
+                        },
+                        client,
+                    );
+                    m.adopt().await?;
+                    Arc::new(m)
+                }
             };
             Some(NodeService::new(node_id, NodeOps::new(mounter)))
         } else {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fake;
 pub mod mounter;
 pub mod mountinfo;
+pub mod pod;
 pub mod process;
 pub mod system;
 
