@@ -1,6 +1,7 @@
 //! Command-line interface: argument types (clap) and the entry point of each
 //! command. Parsing happens here; the work is done by the layers below.
 
+pub mod demo;
 pub mod logging;
 pub mod mount;
 pub mod serve;
@@ -29,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Mount a bucket (or a prefix of it) at a directory and serve it until unmounted.
     Mount(mount::MountArgs),
+    /// Run everything locally on an embedded S3 store and mount a demo volume.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Some(Command::Mount(args)) => mount::run(args),
+        Some(Command::Demo(args)) => demo::run(args),
         None => serve::run(cli.serve, cli.log.log_format.as_str()),
     };
     match result {
