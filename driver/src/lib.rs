@@ -9,4 +9,5 @@
 
 pub mod cmd;
 pub mod config;
+pub mod fs;
 pub mod store;
