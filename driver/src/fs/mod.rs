@@ -145,6 +145,19 @@ impl Filesystem {
         prefix: &str,
         opts: MountOptions,
     ) -> Self {
+        let part_size = opts.effective_part_size();
+        Self::with_part_size(store, bucket, prefix, opts, part_size)
+    }
+
+    /// Like [`Self::new`] with any part size (tests use tiny parts with a
+    /// store configured to accept them).
+    pub(crate) fn with_part_size(
+        store: Arc<dyn ObjectStore>,
+        bucket: &str,
+        prefix: &str,
+        opts: MountOptions,
+        part_size: u64,
+    ) -> Self {
         let mut prefix = prefix.trim_start_matches('/').to_string();
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
@@ -154,7 +167,7 @@ impl Filesystem {
                 store,
                 bucket: bucket.to_string(),
                 budget: Budget::new(opts.max_memory),
-                part_size: opts.effective_part_size(),
+                part_size,
                 cache_dir: opts.cache_dir.clone(),
             }),
             prefix,
