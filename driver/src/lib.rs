@@ -11,5 +11,6 @@ pub mod cmd;
 pub mod config;
 pub mod csi;
 pub mod node;
+pub mod fs;
 pub mod store;
 pub mod volume;
