@@ -10,7 +10,7 @@
 pub mod cmd;
 pub mod config;
 pub mod csi;
-pub mod node;
 pub mod fs;
+pub mod node;
 pub mod store;
 pub mod volume;

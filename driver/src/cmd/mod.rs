@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 /// dcs-csi: S3 / decentralized-storage CSI driver.
 #[derive(Debug, Parser)]
-#[command(version, about, args_conflicts_with_subcommands = true)]
+#[command(version, about, subcommand_negates_reqs = true)]
 pub struct Cli {
     /// Logging options, shared by every command.
     #[command(flatten)]

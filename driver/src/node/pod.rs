@@ -109,8 +109,7 @@ impl PodMounter {
         let name = object_name(&self.cfg.node_name, &spec.staging_path);
         let creds = Path::new(CREDS_DIR).join(CREDS_KEY);
         let cache = Path::new("/tmp/dcs-cache");
-        let mut args = vec!["--log-format".to_string(), self.cfg.log_format.clone()];
-        args.extend(mount_args(spec, &creds, cache));
+        let args = mount_args(spec, &creds, cache, &self.cfg.log_format);
         let kubelet = self.cfg.kubelet_dir.clone();
         Pod {
             metadata: ObjectMeta {

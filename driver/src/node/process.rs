@@ -56,9 +56,11 @@ fn key(staging: &Path) -> String {
 }
 
 /// The `dcs-csi mount` flags for a volume's options (never credentials).
-pub fn mount_args(spec: &MountSpec, creds: &Path, cache: &Path) -> Vec<String> {
+pub fn mount_args(spec: &MountSpec, creds: &Path, cache: &Path, log_format: &str) -> Vec<String> {
     let mut a = vec![
         "mount".to_string(),
+        "--log-format".into(),
+        log_format.into(),
         "--bucket".into(),
         spec.volume_id.bucket.clone(),
         "--credentials-file".into(),
@@ -205,8 +207,7 @@ impl Mounter for ProcessMounter {
             .try_clone()
             .map_err(|e| NodeError::io("creating the mount log", e))?;
         let mut cmd = tokio::process::Command::new(&self.binary);
-        cmd.args(["--log-format", &self.log_format])
-            .args(mount_args(spec, &creds, &cache))
+        cmd.args(mount_args(spec, &creds, &cache, &self.log_format))
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .stdin(Stdio::null())

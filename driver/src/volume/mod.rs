@@ -226,11 +226,7 @@ pub async fn delete(store: &dyn ObjectStore, id: &VolumeId) -> Result<Deleted, V
     }
     let prefix = id.key_prefix();
     let marker_key = marker::marker_key(id);
-    for upload in store.list_multipart_uploads(&id.bucket, &prefix).await? {
-        store
-            .abort_multipart(&id.bucket, &upload.key, &upload.upload_id)
-            .await?;
-    }
+    abort_uploads(store, &id.bucket, &prefix).await?;
     let mut removed = 0u64;
     // Delete page by page, listing again each time, until only the marker is left.
     loop {
@@ -256,6 +252,29 @@ pub async fn delete(store: &dyn ObjectStore, id: &VolumeId) -> Result<Deleted, V
     }
     info!(volume = %id, objects = removed, "volume deleted");
     Ok(Deleted::Removed(removed))
+}
+
+/// Aborts incomplete multipart uploads under `prefix`. A store that cannot list
+/// them (s3s-fs, some gateways) is logged and skipped: it has none we can see.
+async fn abort_uploads(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    prefix: &str,
+) -> Result<(), VolumeError> {
+    let uploads = match store.list_multipart_uploads(bucket, prefix).await {
+        Ok(u) => u,
+        Err(StoreError::Unsupported(m)) => {
+            warn!(bucket, %m, "the store cannot list multipart uploads; skipping their cleanup");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for upload in uploads {
+        store
+            .abort_multipart(bucket, &upload.key, &upload.upload_id)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn delete_bucket(store: &dyn ObjectStore, bucket: &str) -> Result<(), VolumeError> {
