@@ -69,9 +69,15 @@ pub fn find(path: &Path) -> Option<MountEntry> {
         .find(|m| m.mount_point == want || m.mount_point == path)
 }
 
-/// Whether `path` answers `stat` with ENOTCONN (a FUSE mount whose server died).
+/// Whether `path` is a FUSE mount whose server died (ENOTCONN). `statfs` is
+/// asked as well as `stat`: the kernel may answer `stat` of the root from its
+/// attribute cache, but always sends `statfs` to the server.
 pub fn is_disconnected(path: &Path) -> bool {
     matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+        || matches!(
+            nix::sys::statvfs::statvfs(path),
+            Err(nix::errno::Errno::ENOTCONN)
+        )
 }
 
 #[cfg(test)]

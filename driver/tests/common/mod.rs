@@ -163,6 +163,14 @@ impl CsiServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Kills the server with SIGKILL (as a crash or OOM kill would).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Sends SIGTERM and returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
