@@ -21,6 +21,9 @@ pub const PARAM_PREFIX: &str = "prefix";
 pub const PARAM_MOUNTER: &str = "mounter";
 /// Parameter: prefix of generated bucket names in bucket-per-volume mode.
 pub const PARAM_BUCKET_PREFIX: &str = "bucketPrefix";
+/// Parameter: an existing bucket where a volume becomes a prefix when the store
+/// refuses a new bucket (Storj: 100 buckets per project).
+pub const PARAM_FALLBACK_BUCKET: &str = "fallbackBucket";
 /// Prefix of the keys Kubernetes itself adds (`--extra-create-metadata`, secret references).
 pub const K8S_PREFIX: &str = "csi.storage.k8s.io/";
 /// Added by `--extra-create-metadata`: the PVC's name.
@@ -37,6 +40,8 @@ pub enum Placement {
     BucketPerVolume {
         /// Prefix of the generated bucket name (may be empty).
         bucket_prefix: String,
+        /// Shared bucket to fall back to when the store refuses a new bucket.
+        fallback_bucket: Option<String>,
     },
     /// A prefix per volume inside an existing shared bucket.
     SharedBucket {
@@ -110,6 +115,7 @@ impl VolumeParams {
         let mut use_prefix = false;
         let mut prefix = String::new();
         let mut bucket_prefix = String::new();
+        let mut fallback_bucket = None;
         let mut claim = ClaimRef::default();
         let mut ignored_mounter = None;
         for (k, v) in params {
@@ -121,6 +127,11 @@ impl VolumeParams {
                 }
                 PARAM_MOUNTER => ignored_mounter = Some(v.clone()),
                 PARAM_BUCKET_PREFIX => bucket_prefix = v.trim().to_string(),
+                PARAM_FALLBACK_BUCKET => {
+                    let b = v.trim().to_string();
+                    naming::validate_bucket(&b).map_err(|r| ParamError::new(k, r))?;
+                    fallback_bucket = Some(b);
+                }
                 PARAM_PVC_NAME => claim.pvc_name = Some(v.clone()),
                 PARAM_PVC_NAMESPACE => claim.pvc_namespace = Some(v.clone()),
                 PARAM_PV_NAME => claim.pv_name = Some(v.clone()),
@@ -140,6 +151,12 @@ impl VolumeParams {
         let placement = match bucket {
             Some(b) => {
                 naming::validate_bucket(&b).map_err(|r| ParamError::new(PARAM_BUCKET, r))?;
+                if fallback_bucket.is_some() {
+                    return Err(ParamError::new(
+                        PARAM_FALLBACK_BUCKET,
+                        "only applies to bucket-per-volume mode (without bucket)",
+                    ));
+                }
                 if !bucket_prefix.is_empty() {
                     return Err(ParamError::new(
                         PARAM_BUCKET_PREFIX,
@@ -163,7 +180,10 @@ impl VolumeParams {
             None => {
                 naming::validate_bucket_prefix(&bucket_prefix)
                     .map_err(|r| ParamError::new(PARAM_BUCKET_PREFIX, r))?;
-                Placement::BucketPerVolume { bucket_prefix }
+                Placement::BucketPerVolume {
+                    bucket_prefix,
+                    fallback_bucket,
+                }
             }
         };
         Ok(VolumeParams {
@@ -179,8 +199,14 @@ impl VolumeParams {
     pub fn fingerprint(&self) -> BTreeMap<String, String> {
         let mut m = self.fs.to_context();
         match &self.placement {
-            Placement::BucketPerVolume { bucket_prefix } => {
+            Placement::BucketPerVolume {
+                bucket_prefix,
+                fallback_bucket,
+            } => {
                 m.insert(PARAM_BUCKET_PREFIX.into(), bucket_prefix.clone());
+                if let Some(f) = fallback_bucket {
+                    m.insert(PARAM_FALLBACK_BUCKET.into(), f.clone());
+                }
             }
             Placement::SharedBucket { bucket, prefix } => {
                 m.insert(PARAM_BUCKET.into(), bucket.clone());
@@ -207,7 +233,8 @@ mod tests {
         assert_eq!(
             p.placement,
             Placement::BucketPerVolume {
-                bucket_prefix: String::new()
+                bucket_prefix: String::new(),
+                fallback_bucket: None,
             }
         );
     }

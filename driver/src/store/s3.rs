@@ -147,6 +147,7 @@ impl S3Store {
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .operation_attempt_timeout(Duration::from_secs(120))
+                    .operation_timeout(Duration::from_secs(600))
                     .build(),
             );
         if let Some(ep) = &cfg.endpoint {
@@ -345,31 +346,19 @@ impl ObjectStore for S3Store {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let resp = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await;
-        let out = match resp {
-            Ok(o) => o,
-            Err(e) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
-            Err(e) => return Err(map_err(e, key)),
-        };
-        let want = (range.end - range.start) as usize;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("reading {key:?}: {e}")))?
-            .into_bytes();
-        if data.len() > want {
-            // A store that ignored the Range header: keep only what was asked for.
-            return Ok(data.slice(0..want));
+        // The SDK retries a request whose response did not arrive, but not a body
+        // cut short after the headers (a reset or truncation mid-stream): retry those here.
+        let mut attempt = 0;
+        loop {
+            match self.get_range_once(bucket, key, &range).await {
+                Err(StoreError::Unavailable(m)) if attempt + 1 < BODY_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(key, attempt, error = %m, "ranged GET body failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
         }
-        Ok(data)
     }
 
     async fn put_object(
@@ -609,6 +598,60 @@ impl ObjectStore for S3Store {
                 return Ok(out);
             }
         }
+    }
+}
+
+/// Attempts of a ranged GET whose body fails mid-stream.
+const BODY_ATTEMPTS: u32 = 5;
+
+/// Exponential backoff with full jitter: up to 100 ms × 2^attempt, at most 5 s.
+fn backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let cap = (100u64 << attempt.min(6)).min(5_000);
+    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
+}
+
+impl S3Store {
+    async fn get_range_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: &Range<u64>,
+    ) -> StoreResult<Bytes> {
+        let resp = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await;
+        let out = match resp {
+            Ok(o) => o,
+            Err(e) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
+            Err(e) => return Err(map_err(e, key)),
+        };
+        let want = (range.end - range.start) as usize;
+        let announced = out.content_length().map(|l| l.max(0) as usize);
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {key:?}: {e}")))?
+            .into_bytes();
+        if let Some(len) = announced
+            && data.len() < len
+        {
+            return Err(StoreError::Unavailable(format!(
+                "reading {key:?}: body cut short ({} of {len} bytes)",
+                data.len()
+            )));
+        }
+        if data.len() > want {
+            // A store that ignored the Range header: keep only what was asked for.
+            return Ok(data.slice(0..want));
+        }
+        Ok(data)
     }
 }
 

@@ -74,7 +74,7 @@ pub struct Volume {
 /// Where a volume named `name` with `params` lives.
 pub fn volume_id_for(name: &str, params: &VolumeParams) -> Result<VolumeId, VolumeError> {
     let id = match &params.placement {
-        Placement::BucketPerVolume { bucket_prefix } => VolumeId {
+        Placement::BucketPerVolume { bucket_prefix, .. } => VolumeId {
             bucket: naming::bucket_for_volume(bucket_prefix, name),
             prefix: String::new(),
         },
@@ -99,6 +99,29 @@ pub fn volume_id_for(name: &str, params: &VolumeParams) -> Result<VolumeId, Volu
     Ok(id)
 }
 
+/// The id of volume `name` as a prefix of a shared bucket.
+fn shared_id(bucket: &str, prefix: &str, name: &str) -> VolumeId {
+    let seg = naming::segment_for_volume(name);
+    VolumeId {
+        bucket: bucket.to_string(),
+        prefix: if prefix.is_empty() {
+            seg
+        } else {
+            format!("{prefix}/{seg}")
+        },
+    }
+}
+
+async fn require_bucket(store: &dyn ObjectStore, bucket: &str) -> Result<(), VolumeError> {
+    if store.bucket_exists(bucket).await? {
+        Ok(())
+    } else {
+        Err(VolumeError::FailedPrecondition(format!(
+            "shared bucket {bucket:?} does not exist; create it first"
+        )))
+    }
+}
+
 /// Creates (or finds, when it already exists compatibly) the volume `name`.
 pub async fn create(
     store: &dyn ObjectStore,
@@ -113,30 +136,47 @@ pub async fn create(
 
     // "Created" is not proof that the bucket is new: in us-east-1, S3 (and moto)
     // answer 200 to CreateBucket of a bucket we already own. Always look for a marker.
-    match &params.placement {
-        Placement::BucketPerVolume { .. } => match store.create_bucket(&id.bucket).await {
-            Ok(BucketCreated::Created | BucketCreated::AlreadyOwned) => {}
-            Err(StoreError::BucketNameTaken(b)) => {
-                return Err(VolumeError::AlreadyExists(format!(
-                    "bucket {b:?} belongs to another account; set bucketPrefix to choose other names"
-                )));
-            }
-            Err(StoreError::TooManyBuckets(m)) => {
-                return Err(VolumeError::ResourceExhausted(format!(
-                    "cannot create bucket {:?}: {m}; use shared-bucket mode (parameter bucket)",
-                    id.bucket
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        },
-        Placement::SharedBucket { bucket, .. } => {
-            if !store.bucket_exists(bucket).await? {
-                return Err(VolumeError::FailedPrecondition(format!(
-                    "shared bucket {bucket:?} does not exist; create it first"
-                )));
+    let id = match &params.placement {
+        Placement::BucketPerVolume {
+            fallback_bucket, ..
+        } => {
+            // A volume that fell back to the shared bucket earlier stays there.
+            let fallback = fallback_bucket.as_ref().map(|b| shared_id(b, "", name));
+            if let Some(f) = &fallback
+                && marker::read(store, f).await?.is_some()
+            {
+                f.clone()
+            } else {
+                match store.create_bucket(&id.bucket).await {
+                    Ok(BucketCreated::Created | BucketCreated::AlreadyOwned) => id,
+                    Err(StoreError::BucketNameTaken(b)) => {
+                        return Err(VolumeError::AlreadyExists(format!(
+                            "bucket {b:?} belongs to another account; set bucketPrefix to choose other names"
+                        )));
+                    }
+                    Err(StoreError::TooManyBuckets(m)) => match fallback {
+                        Some(f) => {
+                            warn!(volume = name, bucket = %id.bucket, fallback = %f, reason = %m,
+                                "the store refuses more buckets; creating the volume as a prefix of the fallback bucket");
+                            require_bucket(store, &f.bucket).await?;
+                            f
+                        }
+                        None => {
+                            return Err(VolumeError::ResourceExhausted(format!(
+                                "cannot create bucket {:?}: {m}; set the fallbackBucket parameter or use shared-bucket mode (parameter bucket)",
+                                id.bucket
+                            )));
+                        }
+                    },
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
-    }
+        Placement::SharedBucket { bucket, .. } => {
+            require_bucket(store, bucket).await?;
+            id
+        }
+    };
 
     {
         if let Some(existing) = marker::read(store, &id).await? {

@@ -171,3 +171,19 @@ fn capacity_ranges() {
         .satisfied_by(2)
     );
 }
+
+#[tokio::test]
+async fn bucket_limit_falls_back_to_a_prefix_of_the_fallback_bucket_and_stays_there() {
+    let s = MemoryStore::new().with_max_buckets(2);
+    s.create_bucket("fallback").await.unwrap();
+    s.create_bucket("filler").await.unwrap();
+    let p = params(&[("fallbackBucket", "fallback")]);
+    let v = create(&s, NAME, &p, cap(0)).await.unwrap();
+    assert_eq!(v.id.to_string(), format!("fallback/{NAME}"));
+    // Once a bucket could be created again, the same volume is still found where it is.
+    s.delete_bucket("filler").await.unwrap();
+    let again = create(&s, NAME, &p, cap(0)).await.unwrap();
+    assert_eq!(again.id, v.id);
+    assert_eq!(delete(&s, &v.id).await.unwrap(), Deleted::Removed(0));
+    assert!(s.bucket_names().contains(&"fallback".to_string()));
+}
