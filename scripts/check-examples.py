@@ -18,7 +18,7 @@ import yaml
 DRIVER = "dcs.csi.dev"
 FS_KEYS = {"uid", "gid", "fileMode", "dirMode", "metadataTTLSeconds",
            "partSizeMiB", "maxMemoryMiB", "checksum"}
-SC_KEYS = FS_KEYS | {"bucket", "usePrefix", "prefix", "mounter", "bucketPrefix"} | {
+SC_KEYS = FS_KEYS | {"bucket", "usePrefix", "prefix", "mounter", "bucketPrefix", "fallbackBucket"} | {
     f"csi.storage.k8s.io/{k}-secret-{f}"
     for k in ("provisioner", "node-stage") for f in ("name", "namespace")}
 SECRET_KEYS = {"accessKeyID", "secretAccessKey"}
