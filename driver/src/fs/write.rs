@@ -188,13 +188,13 @@ impl Writer {
         if end > self.layout.max_size() {
             return Err(FsError::new(libc::EFBIG, "file larger than the S3 limit"));
         }
+        if data.is_empty() {
+            return Ok(());
+        }
         self.load(ctx, u64::MAX).await?;
         self.file.write_all_at(data, offset)?;
         self.size = self.size.max(end);
         self.dirty = true;
-        if data.is_empty() {
-            return Ok(());
-        }
         let first = self.layout.part_at(offset).expect("checked size");
         let last = self.layout.part_at(end - 1).expect("checked size");
         for n in first..=last {
