@@ -17,7 +17,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "DCS_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "DCS_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     /// Log filter (`info`, `debug`, `dcs_csi=debug,info`...); `RUST_LOG` wins when set.
     #[arg(long, global = true, default_value = "info", env = "DCS_LOG_LEVEL")]

@@ -400,7 +400,10 @@ impl ObjectStore for MemoryStore {
                     .get(&p.number)
                     .ok_or_else(|| StoreError::Other(format!("part {} missing", p.number)))?;
                 if etag != &p.etag {
-                    return Err(StoreError::Other(format!("part {} etag mismatch", p.number)));
+                    return Err(StoreError::Other(format!(
+                        "part {} etag mismatch",
+                        p.number
+                    )));
                 }
                 if i + 1 < parts.len() && (body.len() as u64) < min {
                     return Err(StoreError::Other(format!(
@@ -507,7 +510,10 @@ mod tests {
     async fn multipart_enforces_min_part_size() {
         let s = MemoryStore::new().with_min_part_size(4);
         s.create_bucket("b").await.unwrap();
-        let id = s.create_multipart("b", "k", &UserMetadata::new()).await.unwrap();
+        let id = s
+            .create_multipart("b", "k", &UserMetadata::new())
+            .await
+            .unwrap();
         let e1 = s
             .upload_part("b", "k", &id, 1, Bytes::from_static(b"ab"))
             .await
@@ -517,8 +523,14 @@ mod tests {
             .await
             .unwrap();
         let parts = [
-            CompletedPart { number: 1, etag: e1 },
-            CompletedPart { number: 2, etag: e2 },
+            CompletedPart {
+                number: 1,
+                etag: e1,
+            },
+            CompletedPart {
+                number: 2,
+                etag: e2,
+            },
         ];
         assert!(s.complete_multipart("b", "k", &id, &parts).await.is_err());
         let e1 = s
@@ -526,7 +538,10 @@ mod tests {
             .await
             .unwrap();
         let parts = [
-            CompletedPart { number: 1, etag: e1 },
+            CompletedPart {
+                number: 1,
+                etag: e1,
+            },
             parts[1].clone(),
         ];
         s.complete_multipart("b", "k", &id, &parts).await.unwrap();

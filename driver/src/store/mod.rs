@@ -208,7 +208,11 @@ pub async fn list_all(
 /// Deletes every object and every incomplete multipart upload under `prefix`.
 /// Returns the number of objects deleted. Listing again afterwards is the caller's
 /// check that the store really removed them.
-pub async fn delete_prefix(store: &dyn ObjectStore, bucket: &str, prefix: &str) -> StoreResult<u64> {
+pub async fn delete_prefix(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    prefix: &str,
+) -> StoreResult<u64> {
     let mut deleted = 0u64;
     for upload in store.list_multipart_uploads(bucket, prefix).await? {
         store
