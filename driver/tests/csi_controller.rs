@@ -8,8 +8,8 @@ mod common;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use common::{CsiServer, Moto, SECRET_KEY, mount_cap};
-use dcs_csi::store::{UserMetadata, list_all};
+use common::{CsiServer, Moto, SECRET, mount_cap};
+use dcs_csi::store::{ObjectStore, UserMetadata, list_all};
 use dcs_csi_proto::v1;
 use dcs_csi_proto::v1::controller_client::ControllerClient;
 use dcs_csi_proto::v1::identity_client::IdentityClient;
@@ -129,7 +129,7 @@ async fn create_volume_makes_a_bucket_and_is_idempotent() {
     );
 
     assert!(
-        !server.logs().contains(SECRET_KEY),
+        !server.logs().contains(SECRET),
         "the secret reached the log"
     );
     assert!(
@@ -245,12 +245,12 @@ async fn shared_bucket_mode_creates_and_deletes_only_the_prefix() {
     .unwrap();
     assert!(store.bucket_exists("shared-vols").await.unwrap());
     assert!(
-        list_all(store.as_ref(), "shared-vols", &format!("k8s/{PVC}/"))
+        list_all(&store, "shared-vols", &format!("k8s/{PVC}/"))
             .await
             .unwrap()
             .is_empty()
     );
-    let mut left: Vec<String> = list_all(store.as_ref(), "shared-vols", "")
+    let mut left: Vec<String> = list_all(&store, "shared-vols", "")
         .await
         .unwrap()
         .into_iter()
@@ -351,8 +351,8 @@ async fn an_unreachable_store_is_unavailable_with_a_clear_message() {
         "{}",
         e.message()
     );
-    assert!(!e.message().contains(SECRET_KEY));
-    assert!(!server.logs().contains(SECRET_KEY));
+    assert!(!e.message().contains(SECRET));
+    assert!(!server.logs().contains(SECRET));
 }
 
 #[tokio::test]

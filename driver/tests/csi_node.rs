@@ -5,10 +5,12 @@
 mod common;
 
 use std::io::Write;
+
+use dcs_csi::store::ObjectStore;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{CsiServer, Moto, SECRET_KEY, mount_cap};
+use common::{CsiServer, Moto, SECRET, mount_cap};
 use dcs_csi_proto::v1;
 use dcs_csi_proto::v1::controller_client::ControllerClient;
 use dcs_csi_proto::v1::node_client::NodeClient;
@@ -241,10 +243,7 @@ async fn two_pods_share_a_staged_volume_and_everything_is_cleaned_up() {
     wait_for("the mount process to exit", 15, || {
         mount_processes(&root).is_empty()
     });
-    assert!(
-        !server.logs().contains(SECRET_KEY),
-        "secret in the node log"
-    );
+    assert!(!server.logs().contains(SECRET), "secret in the node log");
 
     // Stats of what is gone: NOT_FOUND.
     let e = k

@@ -143,6 +143,7 @@ pub fn run(args: MountArgs) -> Result<(), CmdError> {
     );
     let mut unmounter = session.unmount_callable();
     let fs2 = fs.clone();
+    let mountpoint = args.mountpoint.clone();
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int)) = (
@@ -156,12 +157,22 @@ pub fn run(args: MountArgs) -> Result<(), CmdError> {
             _ = int.recv() => {}
         }
         tracing::info!("signal received: committing open files and unmounting");
-        if let Err(e) = fs2.commit_all().await {
+        let committed = fs2.commit_all().await;
+        if let Err(e) = &committed {
             tracing::error!(error = %e, "some open files could not be committed");
         }
+        let code = if committed.is_ok() { 0 } else { 1 };
         if let Err(e) = unmounter.unmount() {
-            tracing::error!(error = %e, "unmount failed");
+            // Busy (files still open): detach lazily; every file that could be
+            // committed is in the bucket already.
+            tracing::warn!(error = %e, "unmount failed; detaching lazily");
+            let _ = nix::mount::umount2(&mountpoint, nix::mount::MntFlags::MNT_DETACH);
         }
+        // A detached mount with open files keeps the session alive until they
+        // close; do not wait for that.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tracing::info!("files still open after unmount; exiting");
+        std::process::exit(code);
     });
     let served = session.run();
     let committed = rt.block_on(fs.commit_all());

@@ -9,7 +9,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::store::UserMetadata;
 
-use super::attr::{Attr, Kind, META_MTIME, format_time};
+use super::attr::{Attr, Kind};
 use super::error::{FsError, FsResult};
 use super::inode::join;
 use super::read::Reader;
@@ -289,10 +289,6 @@ impl Filesystem {
         else {
             return Ok(());
         };
-        if w.is_dirty() {
-            w.meta
-                .insert(META_MTIME.into(), format_time(SystemTime::now()));
-        }
         w.commit(&self.ctx, &self.key(&path)).await?;
         if let Some(n) = lock(&self.inodes).get_mut(ino) {
             n.local = false;

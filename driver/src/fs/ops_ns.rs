@@ -230,13 +230,13 @@ impl Filesystem {
         if dst_dir.is_empty() && newname == VOLUME_MARKER {
             return Err(FsError::new(libc::EACCES, "reserved name"));
         }
-        if src == dst {
-            return Ok(());
-        }
         let src_kind = self
             .exists(&src)
             .await?
             .ok_or_else(|| FsError::not_found(&src))?;
+        if src == dst {
+            return Ok(());
+        }
         let dst_kind = self.exists(&dst).await?;
         if noreplace && dst_kind.is_some() {
             return Err(FsError::new(libc::EEXIST, format!("{dst:?} exists")));

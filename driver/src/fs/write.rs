@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::store::{CompletedPart, UserMetadata, limits};
 
 use super::Ctx;
+use super::attr::META_MTIME;
 use super::error::{FsError, FsResult};
 
 /// Fixed part ranges: `base` bytes for parts 1..=1000, doubling every 1000
@@ -188,13 +189,14 @@ impl Writer {
         if end > self.layout.max_size() {
             return Err(FsError::new(libc::EFBIG, "file larger than the S3 limit"));
         }
-        self.load(ctx, u64::MAX).await?;
-        self.file.write_all_at(data, offset)?;
-        self.size = self.size.max(end);
-        self.dirty = true;
         if data.is_empty() {
             return Ok(());
         }
+        self.load(ctx, u64::MAX).await?;
+        self.touch();
+        self.file.write_all_at(data, offset)?;
+        self.size = self.size.max(end);
+        self.dirty = true;
         let first = self.layout.part_at(offset).expect("checked size");
         let last = self.layout.part_at(end - 1).expect("checked size");
         for n in first..=last {
@@ -216,6 +218,7 @@ impl Writer {
             return Err(FsError::new(libc::EFBIG, "file larger than the S3 limit"));
         }
         self.load(ctx, size).await?;
+        self.touch();
         self.file.set_len(size)?;
         let keep = if size == 0 {
             0
@@ -234,6 +237,12 @@ impl Writer {
         self.size = size;
         self.dirty = true;
         Ok(())
+    }
+
+    /// Data changed: the object's own LastModified (set at commit) becomes its
+    /// mtime, so an explicit mtime stored earlier is dropped.
+    fn touch(&mut self) {
+        self.meta.remove(META_MTIME);
     }
 
     async fn ensure_upload(&mut self, ctx: &Ctx, key: &str) -> FsResult<String> {

@@ -1,22 +1,25 @@
-//! Shared harness of the integration tests: a real S3 server (moto) on
-//! 127.0.0.1, the real `dcs-csi` binary serving CSI on a unix socket, and a
-//! tonic client connected to it.
+//! Shared helpers of the integration tests: a throwaway moto S3 server on a
+//! free port (killed on drop), an `S3Store` for it, a real FUSE mount made
+//! with the built `dcs-csi mount` (unmounted on drop, even when a test fails),
+//! and the real `dcs-csi` server on a unix socket with a tonic channel to it.
+
 #![allow(dead_code, missing_docs)]
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use dcs_csi::store::ObjectStore;
 use dcs_csi::store::s3::{ChecksumPolicy, S3Config, S3Store};
 use tonic::transport::{Channel, Endpoint, Uri};
 
-/// Access key the tests use (moto accepts any).
-pub const ACCESS_KEY: &str = "test-access-key";
-/// Secret key the tests use; asserted never to appear in logs.
-pub const SECRET_KEY: &str = "test-SECRET-value-9f8e7d";
+/// Access key used against moto.
+pub const KEY: &str = "testing";
+/// Secret used against moto; asserted never to appear in logs.
+pub const SECRET: &str = "testing-SECRET-value-9f8e7d";
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
@@ -27,6 +30,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether real FUSE mounts can run here; prints why not.
+pub fn fuse_available() -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIP: /dev/fuse is missing; FUSE tests need it (and root or fusermount3)");
+        return false;
+    }
+    if moto_bin().is_none() {
+        eprintln!("SKIP: moto_server not found (pip install 'moto[server]==5.2.1')");
+        return false;
+    }
+    true
+}
+
+fn moto_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return Some(p.into());
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/root/.pyenv/shims")])
+        .map(|d| d.join("moto_server"))
+        .find(|p| p.exists())
+}
+
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !ok() {
@@ -35,40 +62,49 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// A moto S3 server on 127.0.0.1, killed on drop.
+/// A tokio runtime for S3 checks from synchronous tests.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A moto server, killed on drop.
 pub struct Moto {
     child: Child,
-    pub port: u16,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
 }
 
 impl Moto {
-    /// Starts `moto_server` (from `pip install 'moto[server]'`) on a free port.
+    /// Starts moto and waits until it answers.
     pub fn start() -> Moto {
         let port = free_port();
-        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let child = Command::new(&bin)
+        let child = Command::new(moto_bin().expect("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (pip install 'moto[server]'): {e}"));
-        wait_until("moto to listen", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        Moto { child, port }
+            .expect("start moto_server");
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "moto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
     }
 
-    /// The endpoint URL.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Secrets as a StorageClass Secret would carry them (csi-s3 keys).
+    /// Secrets as a StorageClass Secret carries them (csi-s3 keys).
     pub fn secrets(&self) -> std::collections::HashMap<String, String> {
         [
-            ("accessKeyID", ACCESS_KEY),
-            ("secretAccessKey", SECRET_KEY),
-            ("endpoint", &self.endpoint()),
+            ("accessKeyID", KEY),
+            ("secretAccessKey", SECRET),
+            ("endpoint", self.endpoint.as_str()),
             ("region", "us-east-1"),
         ]
         .iter()
@@ -76,17 +112,22 @@ impl Moto {
         .collect()
     }
 
-    /// A store client to check the server's real state.
-    pub fn store(&self) -> Arc<dyn ObjectStore> {
-        Arc::new(S3Store::new(&S3Config {
-            endpoint: Some(self.endpoint()),
+    /// A store client for this server.
+    pub fn store(&self) -> S3Store {
+        S3Store::new(&S3Config {
+            endpoint: Some(self.endpoint.clone()),
             region: "us-east-1".into(),
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: SECRET_KEY.into(),
+            access_key_id: KEY.into(),
+            secret_access_key: SECRET.into(),
             path_style: true,
             checksum: ChecksumPolicy::WhenRequired,
             max_attempts: 3,
-        }))
+        })
+    }
+
+    /// Creates `bucket`.
+    pub fn bucket(&self, bucket: &str) {
+        rt().block_on(self.store().create_bucket(bucket)).unwrap();
     }
 }
 
@@ -94,6 +135,129 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A live `dcs-csi mount`, unmounted on drop.
+pub struct Mount {
+    child: Child,
+    /// The mountpoint.
+    pub dir: PathBuf,
+    /// Mount stderr lines collected so far (for failure messages).
+    pub log: PathBuf,
+}
+
+/// Whether `dir` is a mountpoint right now.
+pub fn is_mounted(dir: &Path) -> bool {
+    let dir = dir.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(dir.as_str()))
+}
+
+impl Mount {
+    /// Mounts `bucket` of `moto` at `dir` with `extra` flags; waits until live.
+    pub fn new(moto: &Moto, bucket: &str, dir: &Path, extra: &[&str]) -> Mount {
+        std::fs::create_dir_all(dir).unwrap();
+        let log = dir.with_extension("log");
+        let cache = dir.with_extension("cache");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dcs-csi"))
+            .arg("mount")
+            .args(["--bucket", bucket, "--endpoint", &moto.endpoint])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(extra)
+            .arg(dir)
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("DCS_LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn dcs-csi mount");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.contains("mounted") => {}
+            other => {
+                let _ = child.kill();
+                panic!(
+                    "mount did not come up ({other:?}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+        assert!(
+            is_mounted(dir),
+            "printed 'mounted' but {dir:?} is not a mountpoint"
+        );
+        Mount {
+            child,
+            dir: dir.to_path_buf(),
+            log,
+        }
+    }
+
+    /// Path inside the mount.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// Process id of the FUSE server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the server to exit (after an unmount or a signal).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let t = Instant::now();
+        while t.elapsed() < within {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Unmounts and waits for the server to exit cleanly.
+    pub fn unmount(mut self) {
+        let ok = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+            || Command::new("umount")
+                .arg(&self.dir)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+        assert!(ok, "unmount of {:?} failed", self.dir);
+        let st = self.wait_exit(Duration::from_secs(30));
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "mount process did not exit cleanly: {st:?}\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if is_mounted(&self.dir) {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        if self.wait_exit(Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
