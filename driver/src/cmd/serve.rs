@@ -18,6 +18,7 @@ use crate::csi::stores::S3Provider;
 use crate::csi::validate_driver_name;
 use crate::node::pod::{PodMounter, PodMounterConfig};
 use crate::node::process::ProcessMounter;
+use crate::node::system::SystemMounts;
 use crate::node::{Mounter, NodeOps};
 
 /// Which CSI services this process serves.
@@ -113,7 +114,10 @@ pub fn run(args: ServeArgs, log_format: &str) -> Result<(), CmdError> {
                     Arc::new(m)
                 }
             };
-            Some(NodeService::new(node_id, NodeOps::new(mounter)))
+            Some(NodeService::new(
+                node_id,
+                NodeOps::new(mounter, Arc::new(SystemMounts)),
+            ))
         } else {
             None
         };

@@ -1,4 +1,4 @@
-//! An in-memory [`Mounter`] for unit tests of the node logic: no root, no
+//! An in-memory [`Mounter`] and [`MountTable`] for unit tests of the node logic: no root, no
 //! FUSE. It records what is mounted where and can be told a mount died.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::NodeError;
-use super::mounter::{MountSpec, MountState, Mounter, Usage};
+use super::mounter::{MountSpec, MountState, MountTable, Mounter, Usage};
 
 /// What the fake has at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +86,10 @@ impl Mounter for FakeMounter {
         self.mounts.lock().unwrap().remove(staging);
         Ok(())
     }
+}
 
-    async fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), NodeError> {
+impl MountTable for FakeMounter {
+    fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), NodeError> {
         self.mounts.lock().unwrap().insert(
             target.to_path_buf(),
             (
@@ -101,7 +103,7 @@ impl Mounter for FakeMounter {
         Ok(())
     }
 
-    async fn unmount(&self, target: &Path) -> Result<(), NodeError> {
+    fn unmount(&self, target: &Path) -> Result<(), NodeError> {
         self.mounts.lock().unwrap().remove(target);
         Ok(())
     }

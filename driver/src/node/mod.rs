@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use error::NodeError;
-pub use mounter::{MountSpec, MountState, Mounter, Usage};
+pub use mounter::{MountSpec, MountState, MountTable, Mounter, Usage};
 use tracing::{info, warn};
 
 /// Health of a volume as NodeGetVolumeStats reports it.
@@ -32,10 +32,11 @@ pub struct VolumeHealth {
     pub abnormal: Option<String>,
 }
 
-/// The node operations, over a mounter.
+/// The node operations, over a mounter and a mount table.
 #[derive(Clone)]
 pub struct NodeOps {
     mounter: Arc<dyn Mounter>,
+    table: Arc<dyn MountTable>,
 }
 
 fn mkdir(path: &Path) -> Result<(), NodeError> {
@@ -52,15 +53,15 @@ fn rmdir(path: &Path) {
 }
 
 impl NodeOps {
-    /// Node operations on `mounter`.
-    pub fn new(mounter: Arc<dyn Mounter>) -> Self {
-        NodeOps { mounter }
+    /// Node operations running FUSE servers with `mounter`, mounting through `table`.
+    pub fn new(mounter: Arc<dyn Mounter>, table: Arc<dyn MountTable>) -> Self {
+        NodeOps { mounter, table }
     }
 
     /// NodeStageVolume: serves the volume at `spec.staging_path`.
     pub async fn stage(&self, spec: &MountSpec) -> Result<(), NodeError> {
         let staging = &spec.staging_path;
-        match self.mounter.state(staging) {
+        match self.table.state(staging) {
             MountState::Live => {
                 info!(volume = %spec.volume_id, staging = %staging.display(), "already staged");
                 return Ok(());
@@ -79,7 +80,7 @@ impl NodeOps {
 
     /// NodeUnstageVolume: ends the staged mount and removes the directory.
     pub async fn unstage(&self, staging: &Path) -> Result<(), NodeError> {
-        if self.mounter.state(staging) != MountState::NotMounted {
+        if self.table.state(staging) != MountState::NotMounted {
             self.mounter.stop(staging).await?;
         }
         rmdir(staging);
@@ -94,7 +95,7 @@ impl NodeOps {
         target: &Path,
         read_only: bool,
     ) -> Result<(), NodeError> {
-        match self.mounter.state(staging) {
+        match self.table.state(staging) {
             MountState::Live => {}
             MountState::NotMounted => {
                 return Err(NodeError::FailedPrecondition(format!(
@@ -109,19 +110,19 @@ impl NodeOps {
                 )));
             }
         }
-        match self.mounter.state(target) {
+        match self.table.state(target) {
             MountState::Live => return Ok(()),
-            MountState::Dead(_) => self.mounter.unmount(target).await?,
+            MountState::Dead(_) => self.table.unmount(target)?,
             MountState::NotMounted => {}
         }
         mkdir(target)?;
-        self.mounter.bind(staging, target, read_only).await
+        self.table.bind(staging, target, read_only)
     }
 
     /// NodeUnpublishVolume: unmounts `target` and removes it.
     pub async fn unpublish(&self, target: &Path) -> Result<(), NodeError> {
-        if self.mounter.state(target) != MountState::NotMounted {
-            self.mounter.unmount(target).await?;
+        if self.table.state(target) != MountState::NotMounted {
+            self.table.unmount(target)?;
         }
         rmdir(target);
         Ok(())
@@ -129,7 +130,7 @@ impl NodeOps {
 
     /// NodeGetVolumeStats: usage and condition of the mount at `path`.
     pub fn health(&self, path: &Path) -> Result<VolumeHealth, NodeError> {
-        match self.mounter.state(path) {
+        match self.table.state(path) {
             MountState::Dead(why) => Ok(VolumeHealth {
                 usage: None,
                 abnormal: Some(why),
@@ -142,7 +143,7 @@ impl NodeOps {
                 usage: None,
                 abnormal: Some(format!("{} is not mounted", path.display())),
             }),
-            MountState::Live => Ok(match self.mounter.usage(path) {
+            MountState::Live => Ok(match self.table.usage(path) {
                 Ok(u) => VolumeHealth {
                     usage: Some(u),
                     abnormal: None,

@@ -1,7 +1,8 @@
 //! The boundary between node logic and the system: starting and stopping a
 //! volume's FUSE server, bind mounts, and what is mounted where. Node logic is
-//! unit-tested against [`super::fake::FakeMounter`]; production uses
-//! [`super::process::ProcessMounter`] or [`super::pod::PodMounter`].
+//! unit-tested against [`super::fake::FakeMounter`] (both traits); production
+//! uses [`super::system::SystemMounts`] with [`super::process::ProcessMounter`]
+//! or [`super::pod::PodMounter`].
 
 use std::path::{Path, PathBuf};
 
@@ -55,17 +56,21 @@ pub struct Usage {
     pub used_inodes: i64,
 }
 
-/// System operations of the node service.
+/// How a staged volume's FUSE server is run (a process, a Pod...).
 #[async_trait]
 pub trait Mounter: Send + Sync + 'static {
     /// Starts serving `spec` at its staging path; returns once the mount is live.
     async fn start(&self, spec: &MountSpec) -> Result<(), NodeError>;
     /// Unmounts the staging path; the FUSE server ends once no bind of it remains.
     async fn stop(&self, staging: &Path) -> Result<(), NodeError>;
+}
+
+/// The node's mount table: bind mounts, unmounts, and what is mounted where.
+pub trait MountTable: Send + Sync + 'static {
     /// Bind-mounts `source` onto `target` (which exists), read-only if asked.
-    async fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), NodeError>;
+    fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), NodeError>;
     /// Unmounts `target` (lazily when the mount is dead).
-    async fn unmount(&self, target: &Path) -> Result<(), NodeError>;
+    fn unmount(&self, target: &Path) -> Result<(), NodeError>;
     /// What is mounted at `path`.
     fn state(&self, path: &Path) -> MountState;
     /// Usage of the mount at `path`.

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::NodeError;
-use super::mounter::{MountSpec, MountState, Mounter, Usage};
+use super::mounter::{MountSpec, MountState, Mounter};
 use super::process::mount_args;
 use super::system;
 
@@ -346,22 +346,6 @@ impl Mounter for PodMounter {
             system::unmount(staging)?;
         }
         self.delete_objects(staging).await
-    }
-
-    async fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), NodeError> {
-        system::bind(source, target, read_only)
-    }
-
-    async fn unmount(&self, target: &Path) -> Result<(), NodeError> {
-        system::unmount(target)
-    }
-
-    fn state(&self, path: &Path) -> MountState {
-        system::state(path)
-    }
-
-    fn usage(&self, path: &Path) -> Result<Usage, NodeError> {
-        system::usage(path)
     }
 }
 

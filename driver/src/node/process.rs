@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::NodeError;
-use super::mounter::{MountSpec, MountState, Mounter, Usage};
+use super::mounter::{MountSpec, MountState, Mounter};
 use super::system;
 use crate::config::fsopts::FsOptions;
 
@@ -286,21 +286,5 @@ impl Mounter for ProcessMounter {
         let _ = std::fs::remove_file(&rec_path);
         let _ = std::fs::remove_dir_all(self.state_dir.join("cache").join(&k));
         Ok(())
-    }
-
-    async fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), NodeError> {
-        system::bind(source, target, read_only)
-    }
-
-    async fn unmount(&self, target: &Path) -> Result<(), NodeError> {
-        system::unmount(target)
-    }
-
-    fn state(&self, path: &Path) -> MountState {
-        system::state(path)
-    }
-
-    fn usage(&self, path: &Path) -> Result<Usage, NodeError> {
-        system::usage(path)
     }
 }

@@ -7,7 +7,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use tracing::{info, warn};
 
 use super::NodeError;
-use super::mounter::{MountState, Usage};
+use super::mounter::{MountState, MountTable, Usage};
 use super::mountinfo;
 
 /// Bind-mounts `source` onto `target`, then remounts it read-only if asked.
@@ -91,4 +91,26 @@ pub fn usage(path: &Path) -> Result<Usage, NodeError> {
         free_inodes: s.files_free() as i64,
         used_inodes: (s.files() as i64 - s.files_free() as i64).max(0),
     })
+}
+
+/// The real mount table of this machine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemMounts;
+
+impl MountTable for SystemMounts {
+    fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), NodeError> {
+        bind(source, target, read_only)
+    }
+
+    fn unmount(&self, target: &Path) -> Result<(), NodeError> {
+        unmount(target)
+    }
+
+    fn state(&self, path: &Path) -> MountState {
+        state(path)
+    }
+
+    fn usage(&self, path: &Path) -> Result<Usage, NodeError> {
+        usage(path)
+    }
 }

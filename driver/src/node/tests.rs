@@ -12,7 +12,7 @@ use crate::config::volume_id::VolumeId;
 fn setup() -> (tempfile::TempDir, Arc<FakeMounter>, NodeOps, MountSpec) {
     let dir = tempfile::tempdir().unwrap();
     let fake = Arc::new(FakeMounter::default());
-    let ops = NodeOps::new(fake.clone());
+    let ops = NodeOps::new(fake.clone(), fake.clone());
     let spec = MountSpec {
         volume_id: VolumeId::parse("pvc-1").unwrap(),
         staging_path: dir.path().join("staging"),

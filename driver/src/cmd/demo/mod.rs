@@ -29,6 +29,7 @@ use crate::csi::server::{routes, serve};
 use crate::csi::stores::S3Provider;
 use crate::node::NodeOps;
 use crate::node::process::ProcessMounter;
+use crate::node::system::SystemMounts;
 use s3_server::EmbeddedS3;
 
 /// Flags of the demo.
@@ -100,7 +101,7 @@ async fn demo(args: DemoArgs) -> Result<(), CmdError> {
         Some(ControllerService::new(Arc::new(S3Provider::default()))),
         Some(NodeService::new(
             "demo-node".into(),
-            NodeOps::new(Arc::new(mounter)),
+            NodeOps::new(Arc::new(mounter), Arc::new(SystemMounts)),
         )),
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
