@@ -3,6 +3,8 @@
 //! tonic client connected to it.
 #![allow(dead_code, missing_docs)]
 
+pub mod postgres;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
