@@ -138,7 +138,10 @@ async fn play(sc: StorageClass, m: Manifests) {
         let out = k.run_container(&pod).await;
         assert!(out.contains("wrote "), "{out}");
         // fsGroup (volume_mount_group): the volume root is group fsGroup and
-        // group-writable, which is what let the non-root user write above.
+        // group-writable. Checked on the attributes because the script's success
+        // as a non-root user proves nothing here: the FUSE mount has no
+        // default_permissions and the filesystem checks no mode bits, so any
+        // uid may write anywhere (without volume_mount_group too).
         if let Some(g) = fs_group {
             let md = std::fs::metadata(&pod.target).unwrap();
             assert_eq!(md.gid(), g as u32, "gid of the volume root");
@@ -284,5 +287,14 @@ async fn play(sc: StorageClass, m: Manifests) {
         !k.server.logs().contains(&secret),
         "the secret key is in the driver's log"
     );
+    // Every pod is gone: no `dcs-csi mount` process may serve this node's paths.
+    let t = Instant::now();
+    while !cluster::mount_processes(k.root.path()).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "mount processes left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     eprintln!("{sc_name}: done in {:.1} s", t0.elapsed().as_secs_f64());
 }
