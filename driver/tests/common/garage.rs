@@ -24,6 +24,17 @@ fn script() -> PathBuf {
 pub struct Garage {
     pub dir: PathBuf,
     env: HashMap<String, String>,
+    /// Whether dropping this handle stops the cluster.
+    owner: bool,
+}
+
+fn read_env(path: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A base port whose 9 ports (BASE+10N, +1, +3 for N = 1..3) are free, so
@@ -63,15 +74,19 @@ impl Garage {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let env = std::fs::read_to_string(dir.join("env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         Garage {
             dir: dir.to_path_buf(),
-            env,
+            env: read_env(&dir.join("env")),
+            owner: true,
+        }
+    }
+
+    /// Another handle on a running cluster (for a thread); does not stop it on drop.
+    pub fn attach(dir: &Path, env: &Path) -> Garage {
+        Garage {
+            dir: dir.to_path_buf(),
+            env: read_env(env),
+            owner: false,
         }
     }
 
@@ -128,6 +143,9 @@ impl Garage {
 
 impl Drop for Garage {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         let _ = Command::new("bash")
             .arg(script())
             .arg("stop")
