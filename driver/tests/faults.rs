@@ -114,13 +114,23 @@ fn filesystem_under_faults_keeps_every_byte() {
     let mut prev = vec![0u8; 3 * MIB + 17];
     fill(1, &mut prev);
     let prev_etag = rt
-        .block_on(store.put_object(bucket, "big.bin", Bytes::from(prev.clone()), &UserMetadata::new()))
+        .block_on(store.put_object(
+            bucket,
+            "big.bin",
+            Bytes::from(prev.clone()),
+            &UserMetadata::new(),
+        ))
         .unwrap();
 
     let proxy = faulty_proxy(&direct, 20_240_601, 2_000);
     let via = direct.via(proxy.url());
     let tmp = tempfile::tempdir().unwrap();
-    let m = Mount::at(&via, bucket, &tmp.path().join("mnt"), &["--part-size-mib", "5"]);
+    let m = Mount::at(
+        &via,
+        bucket,
+        &tmp.path().join("mnt"),
+        &["--part-size-mib", "5"],
+    );
     let mut ops: u64 = 0;
 
     // Poller: HEAD the key (directly, no faults) all through the write.
@@ -133,7 +143,9 @@ fn filesystem_under_faults_keeps_every_byte() {
             let mut seen: BTreeMap<(u64, String), u64> = BTreeMap::new();
             while !stop.load(Ordering::Relaxed) {
                 let o = rt.block_on(store.head_object("faults", "big.bin")).unwrap();
-                let k = o.map(|o| (o.size, o.etag)).unwrap_or((u64::MAX, "absent".into()));
+                let k = o
+                    .map(|o| (o.size, o.etag))
+                    .unwrap_or((u64::MAX, "absent".into()));
                 *seen.entry(k).or_default() += 1;
                 polls.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
@@ -281,7 +293,9 @@ fn filesystem_under_faults_keeps_every_byte() {
         "multipart uploads left behind: {uploads:?}"
     );
     assert!(
-        during.faults.status > 0 && during.faults.truncate > 0 && during.faults.reset_before + during.faults.reset_after > 0,
+        during.faults.status > 0
+            && during.faults.truncate > 0
+            && during.faults.reset_before + during.faults.reset_after > 0,
         "every kind of fault was injected: {:?}",
         during.faults
     );
@@ -341,7 +355,12 @@ async fn controller_create_delete_under_faults() {
         assert_eq!(keys, [".dcs-csi-volume.json"], "{name}");
         for i in 0..5 {
             store
-                .put_object(&v.volume_id, &format!("data/{i}"), Bytes::from(vec![1u8; 1000]), &UserMetadata::new())
+                .put_object(
+                    &v.volume_id,
+                    &format!("data/{i}"),
+                    Bytes::from(vec![1u8; 1000]),
+                    &UserMetadata::new(),
+                )
                 .await
                 .unwrap();
         }
@@ -367,16 +386,28 @@ async fn controller_create_delete_under_faults() {
         .await
         .unwrap_or_else(|e| panic!("DeleteVolume {id}: {e:?}\n{}", server.logs()));
         ops += 1;
-        assert!(!store.bucket_exists(id).await.unwrap(), "bucket {id} still exists");
+        assert!(
+            !store.bucket_exists(id).await.unwrap(),
+            "bucket {id} still exists"
+        );
     }
 
     // Shared-bucket mode: volumes are prefixes; delete removes only the prefix.
     store.create_bucket("shared").await.unwrap();
     store
-        .put_object("shared", "unrelated.txt", Bytes::from_static(b"keep"), &UserMetadata::new())
+        .put_object(
+            "shared",
+            "unrelated.txt",
+            Bytes::from_static(b"keep"),
+            &UserMetadata::new(),
+        )
         .await
         .unwrap();
-    let params = [("bucket", "shared"), ("usePrefix", "true"), ("prefix", "k8s")];
+    let params = [
+        ("bucket", "shared"),
+        ("usePrefix", "true"),
+        ("prefix", "k8s"),
+    ];
     let mut ids = Vec::new();
     for name in &names {
         let v = ctl
@@ -389,7 +420,12 @@ async fn controller_create_delete_under_faults() {
         ops += 1;
         assert_eq!(v.volume_id, format!("shared/k8s/{name}"));
         store
-            .put_object("shared", &format!("k8s/{name}/data.bin"), Bytes::from_static(b"x"), &UserMetadata::new())
+            .put_object(
+                "shared",
+                &format!("k8s/{name}/data.bin"),
+                Bytes::from_static(b"x"),
+                &UserMetadata::new(),
+            )
             .await
             .unwrap();
         ids.push(v.volume_id);
@@ -434,4 +470,88 @@ async fn controller_create_delete_under_faults() {
     print_faults("controller under faults", &stats);
     eprintln!("controller under faults: {ops} CreateVolume/DeleteVolume calls, all succeeded");
     assert!(stats.faults.total() > 0, "no fault was injected");
+}
+
+/// Writes a 12 MiB file (3 parts of 5 MiB) through a proxy that resets the
+/// connection *after* moto answered the first POST matching `path_regex`:
+/// the call happened, the driver never learnt it, the SDK retries it.
+/// Returns the close result, the object's sha256 and the uploads left.
+fn lost_answer(path_regex: &str) -> (Result<(), String>, Option<(u64, String)>, String, usize) {
+    let moto = Moto::start();
+    moto.bucket("lost");
+    let direct = moto.target();
+    let mut c = FaultConfig::new(direct.addr());
+    c.reset_prob = 1.0;
+    c.reset_mode = s3_fault_proxy::ResetMode::After;
+    c.methods = vec![http::Method::POST];
+    c.path_regex = Some(regex_lite(path_regex));
+    c.max_faults = Some(1);
+    let proxy = FaultProxy::start_in_thread(c).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Mount::at(
+        &direct.via(proxy.url()),
+        "lost",
+        &tmp.path().join("mnt"),
+        &["--part-size-mib", "5"],
+    );
+    let mut data = vec![0u8; 12 * MIB];
+    fill(99, &mut data);
+    let mut f = File::create(m.path("f.bin")).unwrap();
+    f.write_all(&data).unwrap();
+    let closed = f
+        .sync_all()
+        .map_err(|e| e.to_string())
+        .and_then(|_| nix::unistd::close(f.into_raw_fd()).map_err(|e| e.to_string()));
+    drop(m);
+    assert_eq!(
+        proxy.stats().faults.reset_after,
+        1,
+        "the fault was injected"
+    );
+    let store = direct.store();
+    let rt = rt();
+    let got = rt.block_on(object_sha(&store, "lost", "f.bin"));
+    let uploads = rt
+        .block_on(store.list_multipart_uploads("lost", ""))
+        .unwrap()
+        .len();
+    (closed, got, sha(&data), uploads)
+}
+
+fn regex_lite(s: &str) -> regex::Regex {
+    regex::Regex::new(s).unwrap()
+}
+
+#[test]
+fn lost_answer_to_complete_multipart_upload() {
+    if !common::fuse_available() {
+        return;
+    }
+    let (closed, got, want, uploads) = lost_answer("uploadId=");
+    eprintln!(
+        "lost CompleteMultipartUpload answer: close {closed:?}, object {got:?}, uploads left {uploads}"
+    );
+    assert_eq!(got.map(|g| g.1), Some(want), "object committed");
+    assert!(
+        closed.is_ok(),
+        "close reported {closed:?} although the object was committed"
+    );
+    assert_eq!(uploads, 0);
+}
+
+#[test]
+fn lost_answer_to_create_multipart_upload() {
+    if !common::fuse_available() {
+        return;
+    }
+    let (closed, got, want, uploads) = lost_answer(r"\?uploads");
+    eprintln!(
+        "lost CreateMultipartUpload answer: close {closed:?}, object {got:?}, uploads left {uploads}"
+    );
+    assert!(closed.is_ok(), "{closed:?}");
+    assert_eq!(got.map(|g| g.1), Some(want), "object committed");
+    assert_eq!(
+        uploads, 0,
+        "an upload whose id was never received is left behind"
+    );
 }

@@ -235,7 +235,9 @@ async fn both_checksum_policies_work_on_garage() {
     use dcs_csi::store::s3::{ChecksumPolicy, S3Config, S3Store};
     use dcs_csi::store::{CompletedPart, UserMetadata};
     let Some(bin) = garage_bin() else {
-        eprintln!("SKIP: Garage tier: Garage binary not found (set GARAGE_BIN or run scripts/garage.sh install)");
+        eprintln!(
+            "SKIP: Garage tier: Garage binary not found (set GARAGE_BIN or run scripts/garage.sh install)"
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -256,11 +258,17 @@ async fn both_checksum_policies_work_on_garage() {
         store.create_bucket(&bucket).await.unwrap();
         let meta = UserMetadata::new();
         let small = Bytes::from(vec![3u8; 1000]);
-        store.put_object(&bucket, "small", small.clone(), &meta).await.unwrap();
+        store
+            .put_object(&bucket, "small", small.clone(), &meta)
+            .await
+            .unwrap();
         let part1 = Bytes::from(vec![1u8; 5 << 20]);
         let part2 = Bytes::from(vec![2u8; 12345]);
         let r: Result<(), String> = async {
-            let id = store.create_multipart(&bucket, "big", &meta).await.map_err(|e| e.to_string())?;
+            let id = store
+                .create_multipart(&bucket, "big", &meta)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut parts = Vec::new();
             for (n, body) in [(1, part1.clone()), (2, part2.clone())] {
                 let etag = store
@@ -280,13 +288,26 @@ async fn both_checksum_policies_work_on_garage() {
             failures.push(format!("{policy:?}: {e}"));
             continue;
         }
-        let got = store.get_range(&bucket, "big", 0..(5 << 20) + 12345).await.unwrap();
+        let got = store
+            .get_range(&bucket, "big", 0..(5 << 20) + 12345)
+            .await
+            .unwrap();
         assert_eq!(&got[..5 << 20], &part1[..], "{policy:?}");
         assert_eq!(&got[5 << 20..], &part2[..], "{policy:?}");
-        store.copy_object(&bucket, "big", "big-copy", &meta).await.unwrap();
-        let info = store.head_object(&bucket, "big-copy").await.unwrap().unwrap();
+        store
+            .copy_object(&bucket, "big", "big-copy", &meta)
+            .await
+            .unwrap();
+        let info = store
+            .head_object(&bucket, "big-copy")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(info.size, (5 << 20) + 12345, "{policy:?}");
-        assert_eq!(store.get_range(&bucket, "small", 0..1000).await.unwrap(), small);
+        assert_eq!(
+            store.get_range(&bucket, "small", 0..1000).await.unwrap(),
+            small
+        );
     }
     assert!(failures.is_empty(), "on Garage: {failures:?}");
 }

@@ -46,9 +46,9 @@ fn free_base_port() -> u16 {
             continue;
         }
         let free = (1..=3u16).all(|n| {
-            [0, 1, 3].iter().all(|d| {
-                std::net::TcpListener::bind(("127.0.0.1", base + 10 * n + d)).is_ok()
-            })
+            [0, 1, 3]
+                .iter()
+                .all(|d| std::net::TcpListener::bind(("127.0.0.1", base + 10 * n + d)).is_ok())
         });
         if free {
             return base;
