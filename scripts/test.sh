@@ -5,7 +5,10 @@
 #   2. moto[server] from PyPI: the S3 server the tests start on 127.0.0.1
 #   3. cargo fmt --check, cargo clippy -D warnings
 #   4. scripts/check-manifests.sh: helm lint/template, kubernetes-validate, drift
-#   5. cargo test --workspace: unit, property, gRPC, FUSE and pg_dump tests
+#   5. Garage 2.5.0 (scripts/garage.sh install: a cargo build of about 13 min on
+#      2 cores the first time, cached in ~/.cache/dcs-csi-tools afterwards), for
+#      the Garage tier (driver/tests/garage.rs); GARAGE_BIN is exported
+#   6. cargo test --workspace: unit, property, gRPC, FUSE, fault and pg_dump tests
 # Ends with a "N passed, N failed" line for the Rust tests; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +47,12 @@ install_moto() {
   export MOTO_SERVER=$bin
 }
 
+install_garage() {
+  "$ROOT/scripts/garage.sh" install || return 1
+  export GARAGE_BIN="${GARAGE_BIN:-${DCS_CSI_TOOLS:-$HOME/.cache/dcs-csi-tools}/bin/garage}"
+  [ -x "$GARAGE_BIN" ] || { echo "garage not found at $GARAGE_BIN"; return 1; }
+}
+
 cargo_tests() {
   local log; log=$(mktemp)
   cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
@@ -61,6 +70,7 @@ step "install moto[server]==$MOTO_VERSION" install_moto
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 step "Kubernetes manifests (helm lint/template, kubernetes-validate, drift)" "$ROOT/scripts/check-manifests.sh"
+step "install Garage (scripts/garage.sh install)" install_garage
 RUST_SUMMARY="no Rust test ran"
 step "cargo test --workspace" cargo_tests
 

@@ -6,6 +6,11 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod postgres;
+pub mod garage;
+pub mod pg;
+pub mod target;
+
+pub use target::S3Target;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -38,6 +43,15 @@ pub fn fuse_available() -> bool {
         eprintln!("SKIP: /dev/fuse is missing; FUSE tests need it (and root or fusermount3)");
         return false;
     }
+    if moto_bin().is_none() {
+        eprintln!("SKIP: moto_server not found (pip install 'moto[server]==5.2.1')");
+        return false;
+    }
+    true
+}
+
+/// Whether moto_server can be started; prints why not.
+pub fn moto_available() -> bool {
     if moto_bin().is_none() {
         eprintln!("SKIP: moto_server not found (pip install 'moto[server]==5.2.1')");
         return false;
@@ -127,6 +141,16 @@ impl Moto {
         })
     }
 
+    /// Endpoint and credentials of this server.
+    pub fn target(&self) -> S3Target {
+        S3Target {
+            endpoint: self.endpoint.clone(),
+            access_key_id: KEY.into(),
+            secret_access_key: SECRET.into(),
+            region: "us-east-1".into(),
+        }
+    }
+
     /// Creates `bucket`.
     pub fn bucket(&self, bucket: &str) {
         rt().block_on(self.store().create_bucket(bucket)).unwrap();
@@ -161,18 +185,24 @@ pub fn is_mounted(dir: &Path) -> bool {
 impl Mount {
     /// Mounts `bucket` of `moto` at `dir` with `extra` flags; waits until live.
     pub fn new(moto: &Moto, bucket: &str, dir: &Path, extra: &[&str]) -> Mount {
+        Self::at(&moto.target(), bucket, dir, extra)
+    }
+
+    /// Mounts `bucket` of any S3 endpoint (a fault proxy, Garage) at `dir`.
+    pub fn at(target: &S3Target, bucket: &str, dir: &Path, extra: &[&str]) -> Mount {
         std::fs::create_dir_all(dir).unwrap();
         let log = dir.with_extension("log");
         let cache = dir.with_extension("cache");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dcs-csi"))
             .arg("mount")
-            .args(["--bucket", bucket, "--endpoint", &moto.endpoint])
+            .args(["--bucket", bucket, "--endpoint", &target.endpoint])
+            .args(["--region", &target.region])
             .arg("--cache-dir")
             .arg(&cache)
             .args(extra)
             .arg(dir)
-            .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_ACCESS_KEY_ID", &target.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &target.secret_access_key)
             .env("DCS_LOG_LEVEL", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
