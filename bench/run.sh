@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in --size-mb) SIZE_MB=$2; shift 2;; --reps) REPS=$2; shift 2;;
     --workloads) WLS=$2; shift 2;; --server) SERVER=$2; shift 2;; *) sed -n 2,14p "$0"; exit 2;; esac
 done
-TMP=$(mktemp -d /tmp/dcs-bench.XXXXXX); MNT=$TMP/mnt; mkdir -p "$MNT" "$TMP/cache"
+TMP=$(mktemp -d /tmp/dcs-bench.XXXXXX); chmod 755 "$TMP"; MNT=$TMP/mnt; mkdir -p "$MNT" "$TMP/cache"
 PIDS=()
 cleanup() {
   fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
