@@ -12,6 +12,7 @@ pub mod error;
 pub mod fuse;
 pub mod inode;
 pub mod options;
+pub mod parts;
 pub mod read;
 pub mod write;
 
@@ -20,6 +21,8 @@ mod ops_file;
 mod ops_ns;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod test_store;
 #[cfg(test)]
 mod tests;
 

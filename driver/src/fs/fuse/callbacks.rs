@@ -1,116 +1,19 @@
-//! The thin fuser adapter. Each callback becomes one core call spawned as a
-//! tokio task that replies when done (so a slow commit never blocks other
-//! operations), inside a `fuse` tracing span; [`errno`] is the one place where
-//! [`FsError`] becomes an errno.
+//! The fuser callbacks: each maps its arguments to one core call (spawned on
+//! the runtime by [`FuseAdapter::spawn`]) and its result to a reply.
 
 use std::ffi::OsStr;
-use std::future::Future;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    Session, SessionACL, TimeOrNow, WriteFlags,
+    Errno, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use tracing::Instrument;
 
-use super::{Attr, Filesystem, FsError, Kind, SetAttr};
-
-/// The errno the kernel gets for `e` (the one mapping point).
-pub fn errno(e: &FsError) -> Errno {
-    if e.errno() == libc::EIO {
-        tracing::warn!(error = %e, "operation failed");
-    } else {
-        tracing::debug!(error = %e, "operation failed");
-    }
-    Errno::from_i32(e.errno())
-}
-
-fn file_attr(a: &Attr) -> FileAttr {
-    let kind = match a.kind {
-        Kind::File => FileType::RegularFile,
-        Kind::Dir => FileType::Directory,
-        Kind::Symlink => FileType::Symlink,
-    };
-    FileAttr {
-        ino: INodeNo(a.ino),
-        size: a.size,
-        blocks: a.size.div_ceil(512),
-        atime: a.mtime,
-        mtime: a.mtime,
-        ctime: a.mtime,
-        crtime: a.mtime,
-        kind,
-        perm: a.perm as u16,
-        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
-        uid: a.uid,
-        gid: a.gid,
-        rdev: 0,
-        blksize: 1 << 20,
-        flags: 0,
-    }
-}
-
-fn name(n: &OsStr) -> Result<&str, Errno> {
-    n.to_str().ok_or(Errno::EINVAL)
-}
-
-/// fuser [`fuser::Filesystem`] over the core.
-#[derive(Debug)]
-pub struct FuseAdapter {
-    fs: Arc<Filesystem>,
-    rt: tokio::runtime::Handle,
-    ttl: Duration,
-}
-
-impl FuseAdapter {
-    /// An adapter running core calls on `rt`.
-    pub fn new(fs: Arc<Filesystem>, rt: tokio::runtime::Handle) -> Self {
-        let ttl = fs.options().metadata_ttl;
-        FuseAdapter { fs, rt, ttl }
-    }
-
-    fn spawn<F, Fut>(&self, op: &'static str, ino: u64, f: F)
-    where
-        F: FnOnce(Arc<Filesystem>) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let span = tracing::debug_span!("fuse", op, ino);
-        self.rt.spawn(f(self.fs.clone()).instrument(span));
-    }
-}
-
-/// Mounts `fs` at `mountpoint`; returns once the kernel handshake is done
-/// (the mount is live). Run the returned session to serve requests.
-pub fn mount(
-    fs: Arc<Filesystem>,
-    rt: tokio::runtime::Handle,
-    mountpoint: &Path,
-) -> io::Result<Session<FuseAdapter>> {
-    let o = fs.options().clone();
-    let mut cfg = fuser::Config::default();
-    cfg.mount_options = vec![
-        MountOption::FSName("dcs-csi".into()),
-        MountOption::Subtype("dcs-csi".into()),
-        MountOption::NoAtime,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-    ];
-    if o.read_only {
-        cfg.mount_options.push(MountOption::RO);
-    }
-    cfg.acl = if o.allow_other {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
-    };
-    cfg.n_threads = Some(1);
-    Session::new(FuseAdapter::new(fs, rt), mountpoint, &cfg)
-}
+use super::super::{Kind, SetAttr};
+use super::{FuseAdapter, errno, file_attr, name};
 
 impl fuser::Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
