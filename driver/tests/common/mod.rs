@@ -343,7 +343,7 @@ impl CsiServer {
             log,
         };
         let sock = s.socket.clone();
-        wait_until("the CSI socket", Duration::from_secs(20), || {
+        wait_until("the CSI socket", Duration::from_secs(60), || {
             std::os::unix::net::UnixStream::connect(&sock).is_ok()
         });
         s
