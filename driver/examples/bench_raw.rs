@@ -71,7 +71,10 @@ async fn main() {
             let store = &store;
             async move {
                 let r = n * PART..((n + 1) * PART).min(size);
-                store.get_range(bucket, key, r).await.map(|b| b.len() as u64)
+                store
+                    .get_range(bucket, key, r)
+                    .await
+                    .map(|b| b.len() as u64)
             }
         })
         .buffer_unordered(PARALLEL)

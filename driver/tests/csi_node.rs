@@ -419,3 +419,74 @@ async fn a_killed_mount_process_is_reported_abnormal_and_cleaned_up() {
     assert!(k.our_mounts().is_empty(), "{:?}", k.our_mounts());
     drop(server);
 }
+
+/// Runs `sh -c script` as uid/gid 1234 with the given supplementary groups.
+fn as_user(groups: &str, script: &str) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid", "1234", "--regid", "1234", "--groups", groups, "sh", "-c", script,
+        ])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn fs_group_makes_the_volume_writable_for_the_group_only() {
+    if !have_fuse() {
+        eprintln!("skipped: needs root and /dev/fuse");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let root = tempfile::tempdir().unwrap();
+    // Pods' paths must be reachable by the non-root user.
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let server = start_server(root.path()).await;
+    let mut k = provision(&server, root, "pvc-node-fsgroup").await;
+    let mut stage = k.stage_req();
+    if let Some(v1::volume_capability::AccessType::Mount(m)) = stage
+        .volume_capability
+        .as_mut()
+        .unwrap()
+        .access_type
+        .as_mut()
+    {
+        m.volume_mount_group = "999".into();
+    }
+    k.node.node_stage_volume(stage).await.unwrap();
+    k.node
+        .node_publish_volume(k.publish_req("pod-g", false))
+        .await
+        .unwrap();
+    let t = k.target("pod-g");
+    for d in [t.parent().unwrap(), t.parent().unwrap().parent().unwrap()] {
+        let _ = std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    }
+    let m = std::fs::metadata(&t).unwrap();
+    assert_eq!(m.gid(), 999);
+    assert_eq!(m.mode() & 0o2070, 0o2070, "mode {:o}", m.mode());
+
+    // Outside the group: the kernel refuses (permissions are enforced).
+    let out = as_user("1234", &format!("echo no > {}/outsider", t.display()));
+    assert!(
+        !out.status.success(),
+        "a user outside the fsGroup could write"
+    );
+    // In the group (as kubelet adds fsGroup to the pod's groups): allowed, and
+    // the new file takes the volume's group, so the whole group can use it.
+    let out = as_user("999", &format!("echo yes > {}/member", t.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = std::fs::metadata(t.join("member")).unwrap();
+    assert_eq!((f.uid(), f.gid()), (1234, 999));
+
+    k.unpublish("pod-g").await;
+    k.unstage().await;
+    assert!(k.our_mounts().is_empty(), "{:?}", k.our_mounts());
+}

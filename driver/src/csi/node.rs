@@ -100,7 +100,9 @@ fn fs_options(ctx: &HashMap<String, String>, mount_group: &str) -> Result<FsOpti
         })?;
         fs.gid = Some(gid);
         fs.file_mode = Some(fs.file_mode.unwrap_or(0o644) | 0o060);
-        fs.dir_mode = Some(fs.dir_mode.unwrap_or(0o755) | 0o070);
+        // Group-writable and set-group-ID, as kubelet makes fsGroup volumes:
+        // new files take the group, so every pod of the group can use them.
+        fs.dir_mode = Some(fs.dir_mode.unwrap_or(0o755) | 0o2070);
     }
     Ok(fs)
 }

@@ -197,7 +197,7 @@ impl Filesystem {
             mtime: SystemTime::now(),
             perm: mode & 0o7777,
             uid,
-            gid,
+            gid: self.opts.group_for_new(gid),
         };
         let mut meta = UserMetadata::new();
         attr.store_in(&mut meta);

@@ -324,7 +324,7 @@ impl Filesystem {
             mtime: SystemTime::now(),
             perm: 0o777,
             uid,
-            gid,
+            gid: self.opts.group_for_new(gid),
         };
         let mut meta = UserMetadata::new();
         attr.store_in(&mut meta);

@@ -53,6 +53,17 @@ impl Default for MountOptions {
 }
 
 impl MountOptions {
+    /// The group of a new file created by a caller of group `caller_gid`. When
+    /// directories carry the set-group-ID bit (as Kubernetes makes them for an
+    /// fsGroup), new files take the volume's group, like on a local filesystem.
+    pub fn group_for_new(&self, caller_gid: u32) -> u32 {
+        if self.dir_mode & 0o2000 != 0 {
+            self.gid
+        } else {
+            caller_gid
+        }
+    }
+
     /// The part size actually used: at least the S3 minimum.
     pub fn effective_part_size(&self) -> u64 {
         self.part_size.max(limits::MIN_PART_SIZE)

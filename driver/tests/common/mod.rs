@@ -5,9 +5,9 @@
 
 #![allow(dead_code, missing_docs)]
 
-pub mod postgres;
 pub mod garage;
 pub mod pg;
+pub mod postgres;
 pub mod target;
 
 pub use target::S3Target;

@@ -96,6 +96,9 @@ pub fn mount(
         MountOption::NoAtime,
         MountOption::NoDev,
         MountOption::NoSuid,
+        // The kernel checks permission bits against the attributes we report
+        // (uid/gid/modes, fsGroup): a pod cannot write where its user may not.
+        MountOption::DefaultPermissions,
     ];
     if o.read_only {
         cfg.mount_options.push(MountOption::RO);
