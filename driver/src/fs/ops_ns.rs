@@ -12,6 +12,11 @@ use super::error::{FsError, FsResult};
 use super::inode::{join, parent_of};
 use super::{DirItem, Filesystem, Handle, StatFs, VOLUME_MARKER, copy, dir, lock};
 
+/// Most attributes fetched ahead when a directory is opened.
+const PREFETCH_MAX: usize = 4096;
+/// HEAD requests in flight for that.
+const PREFETCH_PARALLEL: usize = 32;
+
 impl Filesystem {
     /// Looks `name` up in `parent`; counts one kernel reference on success.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
@@ -25,13 +30,33 @@ impl Filesystem {
             t.ino_of(&path)
                 .filter(|&i| t.get(i).is_some_and(|n| n.local) || self.writer_of(i).is_some())
         };
-        let ino = match known {
+        // An inode whose attributes are fresh (looked up or prefetched by
+        // opendir moments ago) needs no round trip.
+        let fresh = known.or_else(|| {
+            let t = lock(&self.inodes);
+            t.ino_of(&path).filter(|&i| {
+                t.get(i)
+                    .and_then(|n| n.attr.as_ref())
+                    .is_some_and(|(_, at)| at.elapsed() < self.opts.metadata_ttl)
+            })
+        });
+        let ino = match fresh {
             Some(ino) => ino,
             None => {
                 let listed = self.dirs.get(&dir).map(|l| l.get(name).cloned());
                 let kind = match listed {
                     Some(None) => return Err(FsError::not_found(&path)),
                     Some(Some(e)) if e.kind == Kind::Dir => Kind::Dir,
+                    // Listed as an object: no need to ask whether it is a directory.
+                    // Its attributes were fetched when the directory was opened, or
+                    // are fetched now by getattr (one HEAD).
+                    Some(Some(_)) => {
+                        let t = lock(&self.inodes);
+                        match t.ino_of(&path).and_then(|i| t.get(i)) {
+                            Some(n) => n.kind,
+                            None => Kind::File,
+                        }
+                    }
                     _ => match self.probe(&path).await? {
                         None => return Err(FsError::not_found(&path)),
                         Some((kind, info)) => {
@@ -62,39 +87,85 @@ impl Filesystem {
     pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
         let dir = self.dir_path_of(ino)?;
         let listing = self.listing(&dir).await?;
+        let items = {
+            let mut t = lock(&self.inodes);
+            let parent = t.ino_of(parent_of(&dir)).unwrap_or(ino);
+            let mut items = vec![
+                DirItem {
+                    ino,
+                    kind: Kind::Dir,
+                    name: ".".into(),
+                },
+                DirItem {
+                    ino: parent,
+                    kind: Kind::Dir,
+                    name: "..".into(),
+                },
+            ];
+            for (name, e) in listing.iter() {
+                let path = join(&dir, name);
+                let kind = match t.ino_of(&path).and_then(|i| t.get(i)) {
+                    Some(n) if n.kind == Kind::Symlink && e.kind == Kind::File => Kind::Symlink,
+                    _ => e.kind,
+                };
+                items.push(DirItem {
+                    ino: t.intern(&path, kind),
+                    kind,
+                    name: name.clone(),
+                });
+            }
+            for (i, name, kind) in t.local_children(&dir) {
+                if !listing.contains_key(&name) {
+                    items.push(DirItem { ino: i, kind, name });
+                }
+            }
+            items
+        };
+        self.prefetch_attrs(&items).await;
+        Ok(self.new_fh(Handle::Dir(items)))
+    }
+
+    /// Fetches the attributes of listed files in parallel (bounded), so the
+    /// lookups that follow a listing (`ls -l`, `find -ls`) need no round trip
+    /// each. Listings do not carry user metadata (mode, owner, symlink target).
+    async fn prefetch_attrs(&self, items: &[DirItem]) {
+        use futures::StreamExt;
+        let todo: Vec<(u64, String)> = {
+            let t = lock(&self.inodes);
+            items
+                .iter()
+                .filter(|it| it.kind == Kind::File)
+                .filter_map(|it| {
+                    let n = t.get(it.ino)?;
+                    let fresh = n
+                        .attr
+                        .as_ref()
+                        .is_some_and(|(_, at)| at.elapsed() < self.opts.metadata_ttl);
+                    (!fresh && !n.local).then(|| (it.ino, n.path.clone()))
+                })
+                .take(PREFETCH_MAX)
+                .collect()
+        };
+        let heads = futures::stream::iter(todo.into_iter().map(|(ino, path)| async move {
+            let info = self
+                .ctx
+                .store
+                .head_object(&self.ctx.bucket, &self.key(&path))
+                .await;
+            (ino, info)
+        }))
+        .buffer_unordered(PREFETCH_PARALLEL)
+        .collect::<Vec<_>>()
+        .await;
+        let now = Instant::now();
         let mut t = lock(&self.inodes);
-        let parent = t.ino_of(parent_of(&dir)).unwrap_or(ino);
-        let mut items = vec![
-            DirItem {
-                ino,
-                kind: Kind::Dir,
-                name: ".".into(),
-            },
-            DirItem {
-                ino: parent,
-                kind: Kind::Dir,
-                name: "..".into(),
-            },
-        ];
-        for (name, e) in listing.iter() {
-            let path = join(&dir, name);
-            let kind = match t.ino_of(&path).and_then(|i| t.get(i)) {
-                Some(n) if n.kind == Kind::Symlink && e.kind == Kind::File => Kind::Symlink,
-                _ => e.kind,
-            };
-            items.push(DirItem {
-                ino: t.intern(&path, kind),
-                kind,
-                name: name.clone(),
-            });
-        }
-        for (i, name, kind) in t.local_children(&dir) {
-            if !listing.contains_key(&name) {
-                items.push(DirItem { ino: i, kind, name });
+        for (ino, info) in heads {
+            if let (Ok(Some(info)), Some(n)) = (info, t.get_mut(ino)) {
+                let a = Attr::from_object(ino, &info, &self.opts);
+                n.kind = a.kind;
+                n.attr = Some((a, now));
             }
         }
-        drop(t);
-        Ok(self.new_fh(Handle::Dir(items)))
     }
 
     /// Entries of an open directory from `offset` on, each with the offset of the next.
