@@ -9,15 +9,19 @@
 # PATH, ~/.cache/dcs-csi-tools/bin), else moto (much slower; ratios still mean
 # something). Needs root, fuse3, curl, python3; PostgreSQL for W3.
 #
-# Usage: bench/run.sh [--size-mb 1024] [--reps 3] [--workloads W1,W2,W3,W4] [--server garage|moto]
+#   4. the same workloads on the peers (--peers s3fs,rclone: Debian's s3fs and
+#      rclone, mounted as ../shared/bench/README.md says) on the same server.
+#
+# Usage: bench/run.sh [--size-mb 1024] [--reps 3] [--workloads W1,W2,W3,W4] [--server garage|moto] [--peers s3fs,rclone]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED_BENCH:-$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SIZE_MB=1024; REPS=3; WLS=W1,W2,W3,W4; SERVER=""
+SIZE_MB=1024; REPS=3; WLS=W1,W2,W3,W4; SERVER=""; PEERS=""
 while [ $# -gt 0 ]; do
   case "$1" in --size-mb) SIZE_MB=$2; shift 2;; --reps) REPS=$2; shift 2;;
-    --workloads) WLS=$2; shift 2;; --server) SERVER=$2; shift 2;; *) sed -n 2,14p "$0"; exit 2;; esac
+    --workloads) WLS=$2; shift 2;; --server) SERVER=$2; shift 2;; --peers) PEERS=$2; shift 2;;
+    *) sed -n 2,17p "$0"; exit 2;; esac
 done
 TMP=$(mktemp -d /tmp/dcs-bench.XXXXXX); chmod 755 "$TMP"; MNT=$TMP/mnt; mkdir -p "$MNT" "$TMP/cache"
 PIDS=()
@@ -89,6 +93,32 @@ MOUNT="AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_AC
 echo "== bench.sh $WLS on dcs-csi"
 bash "$SHARED/bench.sh" --name dcs-csi --mnt "$MNT" --mount "$MOUNT" --umount "fusermount3 -u $MNT" \
   --workloads "$WLS" --reps "$REPS" --size-mb "$SIZE_MB" --out "$TMP/results.txt" | tee "$TMP/bench.out" | grep -E '^(RESULT|SUMMARY)' || true
+
+for peer in ${PEERS//,/ }; do
+  command -v "$peer" >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$peer" >/dev/null; }
+  case $peer in
+    s3fs)
+      printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$TMP/s3fs.passwd"; chmod 600 "$TMP/s3fs.passwd"
+      PM="s3fs $S3_BUCKET $MNT -o passwd_file=$TMP/s3fs.passwd -o use_path_request_style -o url=$S3_ENDPOINT -o endpoint=us-east-1 -o allow_other -o mp_umask=000";;
+    rclone)
+      cat > "$TMP/rclone.conf" <<CONF
+[remote]
+type = s3
+provider = Other
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
+endpoint = $S3_ENDPOINT
+region = us-east-1
+force_path_style = true
+CONF
+      # Debian's rclone refuses to start with AWS_CA_BUNDLE set.
+      PM="exec env -u AWS_CA_BUNDLE rclone mount remote:$S3_BUCKET $MNT --config $TMP/rclone.conf --allow-other --vfs-cache-mode=writes --cache-dir $TMP/rclone-cache";;
+    *) echo "unknown peer $peer"; continue;;
+  esac
+  echo "== bench.sh $WLS on $peer"
+  bash "$SHARED/bench.sh" --name "$peer" --mnt "$MNT" --mount "$PM" --umount "fusermount3 -u $MNT" \
+    --workloads "$WLS" --reps "$REPS" --size-mb "$SIZE_MB" --out "$TMP/results.txt" | grep -E '^SUMMARY' || true
+done
 
 echo "== table"
 python3 "$SHARED/summarize.py" "$TMP/results.txt"
