@@ -7,6 +7,9 @@
 //! mode), and a checksum policy that works on stores that reject the newer
 //! checksum headers (see [`ChecksumPolicy`]).
 
+mod config;
+mod errors;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -33,70 +36,8 @@ use super::{
     StoreResult, UserMetadata,
 };
 
-/// Which integrity checksums the client sends and verifies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ChecksumPolicy {
-    /// Only where the S3 API requires one (DeleteObjects). Works on moto, Garage,
-    /// MinIO, Storj and on stores that reject the SDK's newer default headers.
-    #[default]
-    WhenRequired,
-    /// The SDK default: CRC32 on every upload, verified on download.
-    Always,
-}
-
-impl std::str::FromStr for ChecksumPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "when-required" | "" => Ok(Self::WhenRequired),
-            "always" => Ok(Self::Always),
-            other => Err(format!(
-                "unknown checksum policy {other:?} (expected when-required or always)"
-            )),
-        }
-    }
-}
-
-/// How to reach one S3 endpoint. `Debug` never prints the secret.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct S3Config {
-    /// Endpoint URL, e.g. `https://gateway.storjshare.io` or `http://127.0.0.1:9000`.
-    /// `None` means AWS itself.
-    pub endpoint: Option<String>,
-    /// Region string; stores that ignore regions still need one to sign requests.
-    pub region: String,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Path-style (`endpoint/bucket/key`) rather than virtual-hosted addressing.
-    pub path_style: bool,
-    /// Checksum behaviour.
-    pub checksum: ChecksumPolicy,
-    /// Attempts per call, including the first (retries use jittered exponential backoff).
-    pub max_attempts: u32,
-}
-
-impl fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field("path_style", &self.path_style)
-            .field("checksum", &self.checksum)
-            .field("max_attempts", &self.max_attempts)
-            .finish()
-    }
-}
-
-impl S3Config {
-    /// Default region when none is given.
-    pub const DEFAULT_REGION: &'static str = "us-east-1";
-    /// Default attempts per call.
-    pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
-}
+pub use config::{ChecksumPolicy, S3Config};
+use errors::{HttpStatus, etag_in_body, map_err};
 
 /// The S3 implementation of [`ObjectStore`].
 #[derive(Clone)]
@@ -156,77 +97,6 @@ impl S3Store {
         S3Store {
             client: Client::from_conf(b.build()),
         }
-    }
-}
-
-/// Maps an SDK error to a [`StoreError`]; `what` names the bucket or key involved.
-fn map_err<E, R>(err: SdkError<E, R>, what: &str) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + HttpStatus + Send + Sync + 'static,
-{
-    let status = match &err {
-        SdkError::ServiceError(ctx) => Some(ctx.raw().http_status()),
-        SdkError::ResponseError(ctx) => Some(ctx.raw().http_status()),
-        SdkError::TimeoutError(_) => return StoreError::Unavailable("request timed out".into()),
-        SdkError::DispatchFailure(e) => {
-            return StoreError::Unavailable(format!("cannot reach the store: {e:?}"));
-        }
-        _ => None,
-    };
-    let code = err.code().unwrap_or_default().to_string();
-    let message = err.message().unwrap_or_default().to_string();
-    let detail = if message.is_empty() {
-        format!("{code} (HTTP {})", status.unwrap_or(0))
-    } else {
-        format!("{code}: {message}")
-    };
-    match (code.as_str(), status) {
-        ("NoSuchBucket", _) => StoreError::NoSuchBucket(what.to_string()),
-        ("NoSuchKey", _) | ("NotFound", _) | ("", Some(404)) => {
-            StoreError::NoSuchKey(what.to_string())
-        }
-        ("BucketNotEmpty", _) => StoreError::BucketNotEmpty(what.to_string()),
-        ("BucketAlreadyExists", _) => StoreError::BucketNameTaken(what.to_string()),
-        ("TooManyBuckets", _) => StoreError::TooManyBuckets(detail),
-        ("InvalidBucketName", _) => StoreError::InvalidBucketName(what.to_string()),
-        ("AccessDenied", _)
-        | ("InvalidAccessKeyId", _)
-        | ("SignatureDoesNotMatch", _)
-        | ("InvalidToken", _)
-        | ("ExpiredToken", _)
-        | (_, Some(401))
-        | (_, Some(403)) => StoreError::AccessDenied(detail),
-        ("NotImplemented", _) | (_, Some(501)) => StoreError::Unsupported(detail),
-        ("SlowDown", _)
-        | ("ServiceUnavailable", _)
-        | ("InternalError", _)
-        | ("RequestTimeout", _) => StoreError::Unavailable(detail),
-        (_, Some(s)) if s >= 500 => StoreError::Unavailable(detail),
-        _ => StoreError::Other(format!(
-            "{detail}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        )),
-    }
-}
-
-/// The ETag inside an XML answer body, quotes stripped.
-fn etag_in_body(body: Option<&[u8]>) -> Option<String> {
-    let text = std::str::from_utf8(body?).ok()?;
-    let start = text.find("<ETag>")? + "<ETag>".len();
-    let end = start + text[start..].find("</ETag>")?;
-    let etag = text[start..end].replace("&quot;", "").replace('"', "");
-    (!etag.is_empty()).then_some(etag)
-}
-
-/// The HTTP status of a raw response, whatever its type.
-trait HttpStatus {
-    fn http_status(&self) -> u16;
-}
-
-impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn http_status(&self) -> u16 {
-        self.status().as_u16()
     }
 }
 
