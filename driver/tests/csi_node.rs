@@ -10,7 +10,7 @@ use dcs_csi::store::ObjectStore;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{CsiServer, Moto, SECRET, mount_cap};
+use common::{CsiServer, Moto, SECRET, mount_cap, mount_processes};
 use dcs_csi_proto::v1;
 use dcs_csi_proto::v1::controller_client::ControllerClient;
 use dcs_csi_proto::v1::node_client::NodeClient;
@@ -157,25 +157,6 @@ impl Kubelet {
                 .to_vec(),
         )
     }
-}
-
-/// `dcs-csi mount` processes serving mounts under `root`.
-fn mount_processes(root: &Path) -> Vec<i32> {
-    let root = root.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            cmd.contains(" mount ")
-                && cmd.contains(&root)
-                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .unwrap_or_default()
-                    .contains(") Z")
-        })
-        .collect()
 }
 
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {

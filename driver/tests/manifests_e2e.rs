@@ -289,7 +289,7 @@ async fn play(sc: StorageClass, m: Manifests) {
     );
     // Every pod is gone: no `dcs-csi mount` process may serve this node's paths.
     let t = Instant::now();
-    while !cluster::mount_processes(k.root.path()).is_empty() {
+    while !common::mount_processes(k.root.path()).is_empty() {
         assert!(
             t.elapsed() < Duration::from_secs(15),
             "mount processes left"

@@ -884,22 +884,3 @@ pub fn flag_in(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
 }
-
-/// Live `dcs-csi mount` processes serving mounts under `root`.
-pub fn mount_processes(root: &Path) -> Vec<i32> {
-    let root = root.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            cmd.contains(" mount ")
-                && cmd.contains(&root)
-                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .unwrap_or_default()
-                    .contains(") Z")
-        })
-        .collect()
-}
