@@ -39,6 +39,25 @@ async fn start_server(root: &Path) -> CsiServer {
     CsiServer::start("all", &["--state-dir", &state_dir(root)])
 }
 
+impl Drop for Kubelet {
+    /// A failed test must not leave mounts or mount processes behind.
+    fn drop(&mut self) {
+        let mut mounts = self.our_mounts();
+        mounts.sort_by_key(|l| std::cmp::Reverse(l.len()));
+        for line in mounts {
+            if let Some(point) = line.split(' ').nth(4) {
+                let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        for pid in mount_processes(self.root.path()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 /// CreateVolume as csi-provisioner would, against a fresh moto.
 async fn provision(server: &CsiServer, root: tempfile::TempDir, name: &str) -> Kubelet {
     let moto = Moto::start();
