@@ -455,7 +455,7 @@ impl ObjectStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{delete_prefix, list_all};
+    use crate::store::list_all;
 
     #[tokio::test]
     async fn listing_paginates_and_groups_by_delimiter() {
@@ -480,30 +480,6 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a/", "b", "c/", "d"]);
         assert_eq!(list_all(&s, "b", "a/").await.unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn delete_prefix_removes_objects_and_uploads_only_under_prefix() {
-        let s = MemoryStore::new().with_page_size(3);
-        s.create_bucket("b").await.unwrap();
-        for i in 0..10 {
-            s.put_object("b", &format!("v/{i}"), Bytes::new(), &UserMetadata::new())
-                .await
-                .unwrap();
-        }
-        s.put_object("b", "other", Bytes::new(), &UserMetadata::new())
-            .await
-            .unwrap();
-        s.create_multipart("b", "v/big", &UserMetadata::new())
-            .await
-            .unwrap();
-        assert_eq!(delete_prefix(&s, "b", "v/").await.unwrap(), 10);
-        assert_eq!(s.keys("b").unwrap(), ["other"]);
-        assert_eq!(s.pending_uploads("b"), 0);
-        assert_eq!(
-            s.delete_bucket("b").await,
-            Err(StoreError::BucketNotEmpty("b".into()))
-        );
     }
 
     #[tokio::test]

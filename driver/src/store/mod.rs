@@ -204,36 +204,3 @@ pub async fn list_all(
         }
     }
 }
-
-/// Deletes every object and every incomplete multipart upload under `prefix`.
-/// Returns the number of objects deleted. Listing again afterwards is the caller's
-/// check that the store really removed them.
-pub async fn delete_prefix(
-    store: &dyn ObjectStore,
-    bucket: &str,
-    prefix: &str,
-) -> StoreResult<u64> {
-    let mut deleted = 0u64;
-    for upload in store.list_multipart_uploads(bucket, prefix).await? {
-        store
-            .abort_multipart(bucket, &upload.key, &upload.upload_id)
-            .await?;
-    }
-    let mut token = None;
-    loop {
-        // Never delete while paginating the same listing: collect a page, delete it,
-        // then restart from the beginning, so stores whose tokens are offsets stay correct.
-        let page = store.list_page(bucket, prefix, None, token.take()).await?;
-        let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
-        for chunk in keys.chunks(limits::MAX_DELETE_BATCH) {
-            store.delete_objects(bucket, chunk).await?;
-            deleted += chunk.len() as u64;
-        }
-        if keys.is_empty() && page.next_token.is_none() {
-            return Ok(deleted);
-        }
-        if keys.is_empty() {
-            token = page.next_token;
-        }
-    }
-}

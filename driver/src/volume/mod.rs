@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::config::naming;
 use crate::config::params::{Placement, VolumeParams};
 use crate::config::volume_id::{MAX_VOLUME_ID_LEN, VolumeId};
-use crate::store::{BucketCreated, ObjectStore, StoreError, limits, list_all};
+use crate::store::{BucketCreated, ObjectStore, StoreError, limits};
 use marker::Marker;
 
 /// Capacity asked for by the CO, in bytes (0: not given).
@@ -231,6 +231,9 @@ pub async fn create(
     })
 }
 
+/// Listing-and-deleting passes before DeleteVolume gives up (and the CO retries).
+const DELETE_PASSES: u32 = 5;
+
 /// What [`delete`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleted {
@@ -267,27 +270,51 @@ pub async fn delete(store: &dyn ObjectStore, id: &VolumeId) -> Result<Deleted, V
     let prefix = id.key_prefix();
     let marker_key = marker::marker_key(id);
     abort_uploads(store, &id.bucket, &prefix).await?;
+    // Page by page (memory stays bounded), then list again: a store may
+    // acknowledge deletes it has not applied yet. A bounded number of passes.
     let mut removed = 0u64;
-    // Delete page by page, listing again each time, until only the marker is left.
+    let mut pass = 0;
     loop {
-        let keys: Vec<String> = list_all(store, &id.bucket, &prefix)
-            .await?
-            .into_iter()
-            .map(|o| o.key)
-            .filter(|k| *k != marker_key)
-            .collect();
-        if keys.is_empty() {
+        let mut deleted_this_pass = 0u64;
+        let mut token = None;
+        loop {
+            let page = store.list_page(&id.bucket, &prefix, None, token).await?;
+            let keys: Vec<String> = page
+                .objects
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| *k != marker_key)
+                .collect();
+            for chunk in keys.chunks(limits::MAX_DELETE_BATCH) {
+                store.delete_objects(&id.bucket, chunk).await?;
+                deleted_this_pass += chunk.len() as u64;
+            }
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        removed += deleted_this_pass;
+        if deleted_this_pass == 0 {
             break;
         }
-        for chunk in keys.chunks(limits::MAX_DELETE_BATCH) {
-            store.delete_objects(&id.bucket, chunk).await?;
-            removed += chunk.len() as u64;
+        pass += 1;
+        if pass >= DELETE_PASSES {
+            return Err(StoreError::Unavailable(format!(
+                "objects still listed under {id} after {DELETE_PASSES} deletion passes; retry later"
+            ))
+            .into());
         }
     }
     store.delete_object(&id.bucket, &marker_key).await?;
     if id.is_whole_bucket() {
         delete_bucket(store, &id.bucket).await?;
-    } else if !list_all(store, &id.bucket, &prefix).await?.is_empty() {
+    } else if !store
+        .list_page(&id.bucket, &prefix, None, None)
+        .await?
+        .objects
+        .is_empty()
+    {
         return Err(StoreError::Other(format!("objects remain under {id} after deletion")).into());
     }
     info!(volume = %id, objects = removed, "volume deleted");
