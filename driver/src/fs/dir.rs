@@ -140,6 +140,17 @@ impl DirCache {
         m.insert(dir.to_string(), (Instant::now(), listing));
     }
 
+    /// Removes `name` from `dir`'s cached listing (after we deleted it), keeping
+    /// the rest of the listing and its age.
+    pub fn remove_entry(&self, dir: &str, name: &str) {
+        let mut m = self.lock();
+        if let Some((_, l)) = m.get_mut(dir)
+            && l.contains_key(name)
+        {
+            Arc::make_mut(l).remove(name);
+        }
+    }
+
     /// Forgets `dir`'s listing.
     pub fn invalidate(&self, dir: &str) {
         self.lock().remove(dir);

@@ -188,15 +188,22 @@ impl Filesystem {
     }
 
     async fn exists(&self, path: &str) -> FsResult<Option<Kind>> {
-        let local = {
+        // Known without a round trip: a local file, or attributes fresh within
+        // the metadata TTL (the kernel looked the name up just before).
+        let known = {
             let t = lock(&self.inodes);
             t.ino_of(path)
                 .and_then(|i| t.get(i))
-                .filter(|n| n.local)
+                .filter(|n| {
+                    n.local
+                        || n.attr
+                            .as_ref()
+                            .is_some_and(|(_, at)| at.elapsed() < self.opts.metadata_ttl)
+                })
                 .map(|n| n.kind)
         };
-        if local.is_some() {
-            return Ok(local);
+        if known.is_some() {
+            return Ok(known);
         }
         Ok(self.probe(path).await?.map(|(k, _)| k))
     }
@@ -280,7 +287,7 @@ impl Filesystem {
             .store
             .delete_object(&self.ctx.bucket, &self.key(&path))
             .await?;
-        self.dirs.invalidate(&dir);
+        self.dirs.remove_entry(&dir, name);
         lock(&self.inodes).detach(&path);
         Ok(())
     }
