@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::garage::{Garage, garage_bin};
-use common::pg::{Postgres, pg_bin, run};
+use common::postgres::{Postgres, bin_dir as pg_bin, must as run};
 use common::{CsiServer, S3Target, mount_cap};
 use dcs_csi::store::ObjectStore;
 use dcs_csi_proto::v1;
@@ -120,12 +120,10 @@ async fn pg_dump_survives_a_garage_node_kill_and_restores_from_a_fresh_mount() {
     let target = garage.target(1);
     let store = target.store();
 
-    let pgdir = tmp.path().join("pg");
-    std::fs::create_dir(&pgdir).unwrap();
-    let pg = Postgres::start(&pgdir);
-    run(pg.cmd("createdb").arg("bench"));
-    run(pg.cmd("pgbench").args(["-i", "-s", "5", "-q", "bench"]));
-    run(pg.cmd("pgbench").args(["-t", "50", "-c", "2", "bench"]));
+    let pg = Postgres::start("postgres", "postgres");
+    run(pg.client("createdb").arg("bench"));
+    run(pg.client("pgbench").args(["-i", "-s", "5", "-q", "bench"]));
+    run(pg.client("pgbench").args(["-t", "50", "-c", "2", "bench"]));
     let want = pg.fingerprint("bench");
     assert!(want[0].contains("|500000|"), "pgbench -s 5: {want:?}");
 
@@ -176,12 +174,12 @@ async fn pg_dump_survives_a_garage_node_kill_and_restores_from_a_fresh_mount() {
     let (fc, dir) = (k.p("dump.fc"), k.p("dump.d"));
     let pg_dumps = tokio::task::spawn_blocking({
         let pg_cmd_fc = {
-            let mut c = pg.cmd("pg_dump");
+            let mut c = pg.client("pg_dump");
             c.args(["-Fc", "-Z", "0", "-f", &fc, "bench"]);
             c
         };
         let pg_cmd_d = {
-            let mut c = pg.cmd("pg_dump");
+            let mut c = pg.client("pg_dump");
             c.args(["-Fd", "-j", "2", "-f", &dir, "bench"]);
             c
         };
@@ -199,11 +197,13 @@ async fn pg_dump_survives_a_garage_node_kill_and_restores_from_a_fresh_mount() {
     // A fresh mount; restore both dumps into fresh databases.
     k.stage_publish().await;
     for db in ["r_fc", "r_d"] {
-        run(pg.cmd("createdb").arg(db));
+        run(pg.client("createdb").arg(db));
     }
-    run(pg.cmd("pg_restore").args(["-d", "r_fc", &k.p("dump.fc")]));
     run(pg
-        .cmd("pg_restore")
+        .client("pg_restore")
+        .args(["-d", "r_fc", &k.p("dump.fc")]));
+    run(pg
+        .client("pg_restore")
         .args(["-j", "2", "-d", "r_d", &k.p("dump.d")]));
     for db in ["r_fc", "r_d"] {
         assert_eq!(pg.fingerprint(db), want, "database restored from {db}");

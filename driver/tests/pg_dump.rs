@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::pg::{Postgres, pg_bin, run};
+use common::postgres::{Postgres, bin_dir as pg_bin, must as run};
 use common::{Moto, Mount};
 
 #[test]
@@ -19,13 +19,11 @@ fn pg_dump_formats_round_trip_through_the_mount() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let pgdir = tmp.path().join("pg");
-    std::fs::create_dir(&pgdir).unwrap();
-    let pg = Postgres::start(&pgdir);
-    run(pg.cmd("createdb").arg("bench"));
-    run(pg.cmd("pgbench").args(["-i", "-s", "2", "-q", "bench"]));
+    let pg = Postgres::start("postgres", "postgres");
+    run(pg.client("createdb").arg("bench"));
+    run(pg.client("pgbench").args(["-i", "-s", "2", "-q", "bench"]));
     // Some history rows so that table is not empty.
-    run(pg.cmd("pgbench").args(["-t", "50", "-c", "2", "bench"]));
+    run(pg.client("pgbench").args(["-t", "50", "-c", "2", "bench"]));
     let want = pg.fingerprint("bench");
 
     let moto = Moto::start();
@@ -34,23 +32,23 @@ fn pg_dump_formats_round_trip_through_the_mount() {
     let m = Mount::new(&moto, "pg-bucket", &mnt, &["--part-size-mib", "5"]);
     let p = |f: &str| m.path(f).to_string_lossy().to_string();
     run(pg
-        .cmd("pg_dump")
+        .client("pg_dump")
         .args(["-Fc", "-Z", "0", "-f", &p("dump.fc"), "bench"]));
     run(pg
-        .cmd("pg_dump")
+        .client("pg_dump")
         .args(["-Fp", "-f", &p("dump.sql"), "bench"]));
     run(pg
-        .cmd("pg_dump")
+        .client("pg_dump")
         .args(["-Fd", "-j", "2", "-f", &p("dump.d"), "bench"]));
     m.unmount();
 
     let m = Mount::new(&moto, "pg-bucket", &mnt, &[]);
     let p = |f: &str| m.path(f).to_string_lossy().to_string();
     for db in ["r_fc", "r_sql", "r_d"] {
-        run(pg.cmd("createdb").arg(db));
+        run(pg.client("createdb").arg(db));
     }
-    run(pg.cmd("pg_restore").args(["-d", "r_fc", &p("dump.fc")]));
-    run(pg.cmd("psql").args([
+    run(pg.client("pg_restore").args(["-d", "r_fc", &p("dump.fc")]));
+    run(pg.client("psql").args([
         "-X",
         "-q",
         "-v",
@@ -61,7 +59,7 @@ fn pg_dump_formats_round_trip_through_the_mount() {
         &p("dump.sql"),
     ]));
     run(pg
-        .cmd("pg_restore")
+        .client("pg_restore")
         .args(["-j", "2", "-d", "r_d", &p("dump.d")]));
     for db in ["r_fc", "r_sql", "r_d"] {
         assert_eq!(pg.fingerprint(db), want, "database restored from {db}");

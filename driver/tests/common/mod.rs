@@ -6,7 +6,6 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod garage;
-pub mod pg;
 pub mod postgres;
 pub mod target;
 

@@ -27,6 +27,20 @@ pub fn bin_dir() -> Option<PathBuf> {
     found.pop().map(|(_, b)| b)
 }
 
+/// Runs `cmd`, panicking with its output unless it succeeds.
+pub fn must(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A running PostgreSQL cluster.
 pub struct Postgres {
     dir: tempfile::TempDir,
@@ -148,6 +162,21 @@ impl Postgres {
             &format!("{prog} {args:?}"),
             self.client(prog).args(args).output(),
         )
+    }
+
+    /// Row count and checksum of every pgbench table of `db`.
+    pub fn fingerprint(&self, db: &str) -> Vec<String> {
+        ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]
+            .iter()
+            .map(|t| {
+                self.psql(
+                    db,
+                    &format!(
+                        "select '{t}', count(*), md5(coalesce(string_agg(x::text, ',' order by x::text), '')) from {t} x"
+                    ),
+                )
+            })
+            .collect()
     }
 
     /// The server log so far.
