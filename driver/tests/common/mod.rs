@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use dcs_csi::store::ObjectStore;
-use dcs_csi::store::s3::{ChecksumPolicy, S3Config, S3Store};
+use dcs_csi::store::s3::S3Store;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Access key used against moto.
@@ -116,28 +116,12 @@ impl Moto {
 
     /// Secrets as a StorageClass Secret carries them (csi-s3 keys).
     pub fn secrets(&self) -> std::collections::HashMap<String, String> {
-        [
-            ("accessKeyID", KEY),
-            ("secretAccessKey", SECRET),
-            ("endpoint", self.endpoint.as_str()),
-            ("region", "us-east-1"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        self.target().secrets()
     }
 
     /// A store client for this server.
     pub fn store(&self) -> S3Store {
-        S3Store::new(&S3Config {
-            endpoint: Some(self.endpoint.clone()),
-            region: "us-east-1".into(),
-            access_key_id: KEY.into(),
-            secret_access_key: SECRET.into(),
-            path_style: true,
-            checksum: ChecksumPolicy::WhenRequired,
-            max_attempts: 3,
-        })
+        self.target().store()
     }
 
     /// Endpoint and credentials of this server.
