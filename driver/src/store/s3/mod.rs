@@ -9,6 +9,7 @@
 
 mod config;
 mod errors;
+mod read;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,6 +39,7 @@ use super::{
 
 pub use config::{ChecksumPolicy, S3Config};
 use errors::{HttpStatus, etag_in_body, map_err};
+use read::{BODY_ATTEMPTS, backoff};
 
 /// The S3 implementation of [`ObjectStore`].
 #[derive(Clone)]
@@ -474,60 +476,6 @@ impl ObjectStore for S3Store {
                 return Ok(out);
             }
         }
-    }
-}
-
-/// Attempts of a ranged GET whose body fails mid-stream.
-const BODY_ATTEMPTS: u32 = 5;
-
-/// Exponential backoff with full jitter: up to 100 ms × 2^attempt, at most 5 s.
-fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let cap = (100u64 << attempt.min(6)).min(5_000);
-    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
-}
-
-impl S3Store {
-    async fn get_range_once(
-        &self,
-        bucket: &str,
-        key: &str,
-        range: &Range<u64>,
-    ) -> StoreResult<Bytes> {
-        let resp = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await;
-        let out = match resp {
-            Ok(o) => o,
-            Err(e) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
-            Err(e) => return Err(map_err(e, key)),
-        };
-        let want = (range.end - range.start) as usize;
-        let announced = out.content_length().map(|l| l.max(0) as usize);
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("reading {key:?}: {e}")))?
-            .into_bytes();
-        if let Some(len) = announced
-            && data.len() < len
-        {
-            return Err(StoreError::Unavailable(format!(
-                "reading {key:?}: body cut short ({} of {len} bytes)",
-                data.len()
-            )));
-        }
-        if data.len() > want {
-            // A store that ignored the Range header: keep only what was asked for.
-            return Ok(data.slice(0..want));
-        }
-        Ok(data)
     }
 }
 
